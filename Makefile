@@ -1,0 +1,44 @@
+# Fieldmark: `make demo` to see it, `make test` to check it. `make help` lists everything.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[pipeline,dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install Fieldmark with every extra
+
+demo: $(STAMP) ## Build the demo data, model and reports (cached after the first run)
+	$(VENV)/bin/fieldmark demo
+
+test: $(STAMP) ## Run the whole test suite
+	$(PY) -m pytest
+
+lint: $(STAMP) ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP) ## Apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: bench-data ## Every benchmark; results go to docs/benchmarks.md
+
+bench-data: $(STAMP) ## Synthesis speed, training time and accuracy -> docs/benchmarks.md
+	$(PY) -m benchmarks.data
+
+clean: ## Remove generated data, models and caches (keeps .venv)
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install demo test lint format bench bench-data clean

@@ -1,0 +1,1 @@
+"""The `fieldmark` command line, which drives both the pipeline and the study server."""

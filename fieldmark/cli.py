@@ -1,0 +1,70 @@
+"""The `fieldmark` command: one entry point for the pipeline and the study server.
+
+Sub-command groups live next to the code they drive (`pipeline/cli.py`, `app/cli.py`); this
+module assembles them and turns every user error into one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from pipeline.cli import data_app, model_app
+from pipeline.errors import PipelineError
+
+app = typer.Typer(
+    name="fieldmark",
+    help="Human-subject studies of image-classifier explanations: data, models, explanations, studies.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_app, name="data")
+app.add_typer(model_app, name="model")
+
+USER_ERRORS: tuple[type[Exception], ...] = (PipelineError,)
+# Typer vendors its own click; reach its exception classes through a public one.
+_CLICK = {cls.__name__: cls for cls in typer.BadParameter.__mro__}
+UsageError: type[Exception] = _CLICK["UsageError"]
+ClickException: type[Exception] = _CLICK["ClickException"]
+
+
+@app.command("demo")
+def demo() -> None:
+    """Build the demo data, model and reports under FIELDMARK_HOME (cached after the first run)."""
+    from fieldmark.demo import run_demo
+    from pipeline.provenance import home
+
+    run_demo(home())
+
+
+def fail(message: str) -> int:
+    print(f"fieldmark: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line and return the exit status (tests call this directly)."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="fieldmark", standalone_mode=False)
+    except UsageError as exc:
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx else "fieldmark"
+        return fail(f"{exc.format_message()} (see '{where} --help')")  # type: ignore[attr-defined]
+    except ClickException as exc:
+        return fail(exc.format_message())  # type: ignore[attr-defined]
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        return fail("interrupted")
+    except USER_ERRORS as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return fail("interrupted; rerun the same command to resume")
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""The offline pipeline: gull data, the classifier and (later) precomputed explanations. Uses torch."""
