@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from pipeline.cli import data_app, model_app
+from pipeline.cli import data_app, explain_app, model_app
 from pipeline.errors import PipelineError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
+app.add_typer(explain_app, name="explain")
 
 USER_ERRORS: tuple[type[Exception], ...] = (PipelineError,)
 # Typer vendors its own click; reach its exception classes through a public one.

@@ -46,10 +46,10 @@ def progress_bar(label: str) -> Iterator[Callable[..., None]]:
                 console=console,
             )
             bar.start()
-        if task is None or (phase is not None and phase != current):
-            current = phase or current
-            task = bar.add_task(current, total=total)
-        bar.update(task, completed=done, total=total)
+        if task is None or (phase is not None and phase != current and total != bar.tasks[-1].total):
+            task = bar.add_task(phase or current, total=total)
+        current = phase or current
+        bar.update(task, completed=done, total=total, description=current)
 
     try:
         yield update
@@ -209,3 +209,55 @@ def model_predict(
         rows = predict_table(model, data, out, split, device, update)
     right = sum(r["correct"] for r in rows)
     console.print(f"{out}: {len(rows)} predictions, {right} correct ({right / len(rows):.1%})")
+
+
+explain_app = typer.Typer(help="Precompute explanations of a model's predictions.")
+
+
+@explain_app.callback(invoke_without_command=True)
+def explain_command(
+    model: Annotated[Path, typer.Option("--model", help="Checkpoint from 'fieldmark model train'.")],
+    data: Annotated[Path, typer.Option("--data", help="The data set it was trained for.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder, e.g. var/assets/RUN (a rerun resumes).")],
+    methods: Annotated[str, typer.Option("--methods", help="Comma list; 'ig' means ig-blur and ig-black.")] = (
+        "igos,igospp,gradcam,ig,occlusion,rise,examples"
+    ),
+    split: Annotated[str, typer.Option("--split", help="test, train or all.")] = "test",
+    images: Annotated[str | None, typer.Option("--images", help="Image ids, e.g. 1,5,10-20 (any split).")] = None,
+    per_class: Annotated[int | None, typer.Option("--per-class", help="Only the first N images per class.")] = None,
+    resolution: Annotated[int, typer.Option("--resolution", help="I-GOS / iGOS++ mask size.")] = 28,
+    explain_true: Annotated[
+        bool,
+        typer.Option("--explain-true/--no-explain-true", help="Also explain the true class when the model is wrong."),
+    ] = True,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    batch: Annotated[int, typer.Option("--batch", help="Images per method call.")] = 8,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="Model inputs per forward pass.")] = 160,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Heatmaps (I-GOS, iGOS++, Grad-CAM, IG, Occlusion, RISE), nearest examples, metrics and a manifest."""
+    from pipeline.explain import ExplainConfig, explain, parse_ids, parse_methods
+
+    _positive("--batch", batch)
+    _positive("--max-batch", max_batch)
+    if per_class is not None:
+        _positive("--per-class", per_class)
+    cfg = ExplainConfig(
+        model=model,
+        data=data,
+        out=out,
+        methods=parse_methods(methods),
+        split=split,
+        resolution=resolution,
+        device=device,
+        images=parse_ids(images) if images else None,
+        per_class=per_class,
+        explain_true=explain_true,
+        seed=seed,
+        batch=batch,
+        max_batch=max_batch,
+    )
+    with progress_bar("explaining") as update:
+        manifest = explain(cfg, lambda i, n, phase: update(i, n, phase))
+    n = sum(len(e.explanations) for e in manifest.images)
+    console.print(f"{out}: {len(manifest.images)} images, {n} explanations; manifest {out / 'manifest.json'}")

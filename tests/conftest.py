@@ -36,3 +36,14 @@ def two_species(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     return make_synth(
         tmp_path_factory.mktemp("two") / "gulls", per_class=24, size=112, species=(61, 63), train_fraction=0.5
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_gulls: Dataset) -> Path:
+    """A compact classifier trained for two epochs on `tiny_gulls`: real, and often wrong."""
+    from pipeline.models.run import train_model
+    from pipeline.models.train import TrainConfig
+
+    path = tmp_path_factory.mktemp("tiny-model") / "tiny.pt"
+    train_model(tiny_gulls.root, "compact", path, TrainConfig(epochs=2, batch_size=4, seed=0), "cpu")
+    return path

@@ -38,6 +38,7 @@ def error_of(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
         (["model", "evaluate", "--model", "/nowhere.pt", "--data", "/tmp", "--out", "x"], "no such file"),
         (["model", "predict", "--model", "/nowhere.pt", "--data", "/tmp", "--out", "x.csv"], "no such file"),
         (["model", "train", "--data", "/tmp", "--device", "tpu"], "use auto, cpu, cuda"),
+        (["explain", "--model", "m.pt", "--data", "/tmp", "--out", "x", "--methods", "lime"], "unknown method 'lime'"),
         (["nonsense"], "No such command 'nonsense'"),
     ],
 )

@@ -45,6 +45,8 @@ class Species:
     mirror_count: int = 1  # white spots near the tip of black primaries
     mirror_size: float = 0.020  # radius, in body lengths
     marks: dict[str, str] = field(default_factory=dict)  # plain-words guide, mark -> text
+    # Segmentation parts that tell it from its look-alikes (for "does the map point at the right mark?").
+    discriminative: tuple[str, ...] = ()
 
     @property
     def folder(self) -> str:
@@ -90,6 +92,7 @@ SPECIES: tuple[Species, ...] = (
             "eye": "dark eye",
             "wingtips": "black wingtips with white spots",
         },
+        discriminative=("bill", "legs"),
     ),
     Species(
         60,
@@ -120,6 +123,7 @@ SPECIES: tuple[Species, ...] = (
             "legs": "pink legs",
             "eye": "dark eye",
         },
+        discriminative=("wingtips",),
     ),
     Species(
         61,
@@ -151,6 +155,7 @@ SPECIES: tuple[Species, ...] = (
             "legs": "black legs",
             "mantle": "blackish-grey wings with a white trailing edge",
         },
+        discriminative=("bill", "body"),
     ),
     Species(
         62,
@@ -181,6 +186,7 @@ SPECIES: tuple[Species, ...] = (
             "legs": "pink legs",
             "bill": "yellow bill with a red spot",
         },
+        discriminative=("eye", "mantle", "wingtips", "legs"),
     ),
     Species(
         63,
@@ -210,6 +216,7 @@ SPECIES: tuple[Species, ...] = (
             "legs": "short black legs",
             "eye": "black eye",
         },
+        discriminative=("body", "mantle", "legs"),
     ),
     Species(
         64,
@@ -242,6 +249,7 @@ SPECIES: tuple[Species, ...] = (
             "mantle": "pale grey back",
             "wingtips": "black wingtips with small white mirrors",
         },
+        discriminative=("bill", "legs"),
     ),
     Species(
         65,
@@ -272,6 +280,7 @@ SPECIES: tuple[Species, ...] = (
             "legs": "bright pink legs",
             "wingtips": "black wingtips with a 'string of pearls' of white spots",
         },
+        discriminative=("mantle", "eye"),
     ),
     Species(
         66,
@@ -302,6 +311,7 @@ SPECIES: tuple[Species, ...] = (
             "bill": "very thick bright yellow bill with a red spot",
             "legs": "bright pink legs",
         },
+        discriminative=("mantle", "eye"),
     ),
 )
 

@@ -1,0 +1,1 @@
+"""Explanation methods: pure functions of (model score, images, baselines) → saliency tensors."""

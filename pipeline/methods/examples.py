@@ -1,0 +1,21 @@
+"""Example-based explanation: the training images nearest to an image in the classifier's feature space."""
+
+from __future__ import annotations
+
+import torch
+
+
+def nearest(
+    queries: torch.Tensor, bank: torch.Tensor, k: int = 3, exclude: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (N×k) and Euclidean distances (N×k) of each query's k nearest rows of `bank`.
+
+    `exclude` (N, bank index or -1) removes one row per query, e.g. the image itself when
+    explaining a training image.
+    """
+    d = torch.cdist(queries.double(), bank.double())
+    if exclude is not None:
+        rows = torch.arange(len(queries))[exclude >= 0]
+        d[rows, exclude[exclude >= 0]] = float("inf")
+    dist, idx = torch.topk(d, k=min(k, bank.shape[0]), dim=1, largest=False)
+    return idx, dist.float()

@@ -1,0 +1,1 @@
+"""Scores of explanations: faithfulness (deletion/insertion) and localisation against known parts."""

@@ -1,0 +1,162 @@
+"""`fieldmark explain`: every method's assets, a manifest the app accepts, resume, and bad input."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.assets import manifest as schema
+from pipeline.data.cub import Dataset
+from pipeline.errors import PipelineError
+from pipeline.explain import HEATMAP_METHODS, ExplainConfig, explain, parse_ids, parse_methods
+from pipeline.provenance import file_hash
+
+CHEAP = {
+    "igos": {"iterations": 2, "steps": 2},
+    "igospp": {"iterations": 2, "steps": 2},
+    "ig-blur": {"steps": 4},
+    "ig-black": {"steps": 4},
+    "occlusion": {"window": 112, "stride": 112},
+    "rise": {"masks": 16},
+}
+ALL = parse_methods("igos,igospp,gradcam,ig,occlusion,rise,examples")
+
+
+def config(model: Path, ds: Dataset, out: Path, **kw: object) -> ExplainConfig:
+    base: dict[str, object] = {
+        "model": model,
+        "data": ds.root,
+        "out": out,
+        "methods": ALL,
+        "images": [2, 6, 10],
+        "overrides": CHEAP,
+        "protocols": ("igos",),
+        "device": "cpu",
+        "max_batch": 64,
+    }
+    return ExplainConfig(**(base | kw))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_gulls: Dataset) -> Path:
+    out = tmp_path_factory.mktemp("assets") / "run"
+    explain(config(tiny_model, tiny_gulls, out))
+    return out
+
+
+def test_manifest_round_trips_through_the_apps_reader(run: Path, tiny_model: Path) -> None:
+    m = schema.load(run)
+    assert m.missing_files(run) == []
+    assert [e.image_id for e in m.images] == [2, 6, 10]
+    assert set(m.methods) == set(ALL)
+    assert m.provenance.model_hash == file_hash(tiny_model) and m.provenance.model_arch == "compact"
+    again = schema.Manifest.model_validate_json(m.model_dump_json())
+    assert again == m
+
+
+def test_every_method_for_every_image_and_the_true_class_when_wrong(run: Path) -> None:
+    m = schema.load(run)
+    for entry in m.images:
+        assert abs(sum(entry.probabilities.values()) - 1) < 1e-4
+        assert entry.correct == (entry.true_class == entry.predicted_class)
+        assert entry.predicted_class == max(entry.probabilities, key=entry.probabilities.__getitem__)
+        for method in HEATMAP_METHODS:
+            h = entry.explanation(method)
+            assert isinstance(h, schema.Heatmap) and h.target_class == entry.predicted_class
+            assert [f.protocol for f in h.faithfulness] == ["igos"]
+            assert 0 <= h.faithfulness[0].deletion_auc <= 1 and 0 <= h.faithfulness[0].insertion_auc <= 1
+            assert "discriminative" in h.localisation and "bill" in h.localisation
+            truth = entry.explanation(method, "true")
+            assert (truth is None) == entry.correct
+            if truth is not None:
+                assert isinstance(truth, schema.Heatmap) and truth.target_class == entry.true_class
+        ex = entry.explanation("examples")
+        assert isinstance(ex, schema.Examples) and len(ex.neighbours) == 3
+        assert all(n.image_id != entry.image_id for n in ex.neighbours)
+        assert [n.distance for n in ex.neighbours] == sorted(n.distance for n in ex.neighbours)
+    assert any(not e.correct for e in m.images), "the two-epoch model should get one of these wrong"
+
+
+def test_raw_maps_keep_each_methods_resolution_and_overlays_are_images(run: Path) -> None:
+    entry = schema.load(run).images[0]
+    shapes = {}
+    for e in entry.explanations:
+        if isinstance(e, schema.Heatmap):
+            raw = np.load(run / e.raw)
+            shapes[e.method] = raw.shape
+            assert raw.dtype == np.float32 and np.isfinite(raw).all()
+            with Image.open(run / e.overlay) as im:
+                assert im.size == (224, 224) and im.mode == "RGB"
+            curves = json.loads((run / e.curves).read_text())
+            assert len(curves["igos"]["deletion"]) == len(curves["igos"]["removed"]) == 54
+    assert shapes["igos"] == shapes["igospp"] == (28, 28)
+    assert shapes["gradcam"] == (7, 7)
+    assert shapes["ig-blur"] == shapes["rise"] == shapes["occlusion"] == (224, 224)
+    with Image.open(run / entry.image) as im:
+        assert im.size == (224, 224)
+
+
+def test_a_rerun_skips_finished_work_and_can_add_methods(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> None:
+    out = tmp_path / "r"
+    explain(config(tiny_model, tiny_gulls, out, methods=["gradcam"], images=[2]))
+    record = out / "records/gradcam/2-predicted.json"
+    stamp = record.stat().st_mtime_ns
+    calls: list[tuple[int, int]] = []
+    explain(
+        config(tiny_model, tiny_gulls, out, methods=["gradcam", "igos"], images=[2]),
+        lambda done, total, _phase: calls.append((done, total)),
+    )
+    assert record.stat().st_mtime_ns == stamp
+    explanations = schema.load(out).images[0].explanations
+    assert calls[0][1] == len([e for e in explanations if e.method == "igos"])  # only igos was new work
+    assert {e.method for e in explanations} == {"gradcam", "igos"}
+
+
+def test_refuses_to_mix_runs(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> None:
+    out = tmp_path / "r"
+    explain(config(tiny_model, tiny_gulls, out, methods=["gradcam"], images=[2]))
+    with pytest.raises(PipelineError, match="another seed"):
+        explain(config(tiny_model, tiny_gulls, out, methods=["gradcam"], images=[2], seed=5))
+    with pytest.raises(PipelineError, match="igos assets made with other parameters"):
+        explain(config(tiny_model, tiny_gulls, out, methods=["igos"], images=[2]))
+        explain(
+            config(
+                tiny_model,
+                tiny_gulls,
+                out,
+                methods=["igos"],
+                images=[2],
+                overrides={"igos": {"iterations": 3, "steps": 2}},
+            )
+        )
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x").write_text("x")
+    with pytest.raises(PipelineError, match="not an asset run"):
+        explain(config(tiny_model, tiny_gulls, busy, methods=["gradcam"]))
+
+
+def test_bad_input(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset, two_species: Dataset) -> None:
+    with pytest.raises(PipelineError, match=r"image ids \[999\] are not in"):
+        explain(config(tiny_model, tiny_gulls, tmp_path / "a", images=[999]))
+    with pytest.raises(PipelineError, match="trained on classes"):
+        explain(config(tiny_model, two_species, tmp_path / "b"))
+    with pytest.raises(PipelineError, match="no such file"):
+        explain(config(tmp_path / "none.pt", tiny_gulls, tmp_path / "c"))
+    with pytest.raises(PipelineError, match="--resolution"):
+        explain(config(tiny_model, tiny_gulls, tmp_path / "d", resolution=30))
+    with pytest.raises(PipelineError, match="unknown method 'lime'"):
+        parse_methods("igos,lime")
+    with pytest.raises(PipelineError, match="--images"):
+        parse_ids("1,x")
+    assert parse_methods("ig,igos,ig-blur") == ["ig-blur", "ig-black", "igos"]
+    assert parse_ids("1,3-5") == [1, 3, 4, 5]
+
+
+def test_both_protocols_when_asked(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> None:
+    explain(config(tiny_model, tiny_gulls, tmp_path / "p", methods=["gradcam"], images=[2], protocols=("igos", "rise")))
+    h = schema.load(tmp_path / "p").images[0].explanation("gradcam")
+    assert isinstance(h, schema.Heatmap)
+    assert [f.protocol for f in h.faithfulness] == ["igos", "rise"]

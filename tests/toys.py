@@ -1,0 +1,59 @@
+"""Tiny models whose right answer is known by construction."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SIZE = 112
+PATCH = 16
+
+
+def checker(size: int = PATCH, period: int = 2) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    return ((yy // period + xx // period) % 2).float() * 2 - 1
+
+
+class QuadrantModel(nn.Module):
+    """Class 0 = "a checkerboard patch somewhere in the top-left quadrant"; it ignores the rest.
+
+    A soft maximum of the template correlation over the quadrant, so evidence is local: one
+    patch decides. The images put the same patch in all four quadrants, so a method that
+    points at the top-left does so because of the model, not the picture.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kernel = nn.Parameter((checker() / PATCH**2).view(1, 1, PATCH, PATCH))
+        self.body = nn.Sequential(nn.Identity())  # a named "last conv" stand-in for Grad-CAM-style hooks
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = x[:, :, : SIZE // 2, : SIZE // 2].mean(1, keepdim=True)
+        r = F.conv2d(q, self.kernel).flatten(1)
+        s = torch.logsumexp(r * 20, 1) / 20
+        return torch.stack([10 * (s - 0.5), torch.zeros_like(s)], 1)
+
+
+def quadrant_images(n: int = 2, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    img = torch.randn((n, 3, SIZE, SIZE), generator=gen) * 0.2
+    for y, x in ((20, 20), (75, 20), (20, 75), (75, 75)):
+        img[:, :, y : y + PATCH, x : x + PATCH] += checker()
+    return img
+
+
+class KeptShareModel(nn.Module):
+    """Softmax probability of class 0 equals the mean of channel 0 (clipped): with an image of
+    ones and a baseline of zeros, the score is exactly the share of the image kept."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = x[:, 0].mean((1, 2)).clamp(1e-6, 1 - 1e-6)
+        return torch.stack([p.log(), (1 - p).log()], 1)
+
+
+def top_left_share(saliency: torch.Tensor) -> torch.Tensor:
+    """Share of each map's (non-negative) mass in its top-left quadrant."""
+    s = saliency.clamp(min=0)
+    h, w = s.shape[-2:]
+    return s[..., : h // 2, : w // 2].flatten(1).sum(1) / s.flatten(1).sum(1)
