@@ -33,12 +33,18 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: bench-data ## Every benchmark; results go to docs/benchmarks.md
+bench: bench-data bench-explain ## Every CPU benchmark; results go to docs/benchmarks.md
 
 bench-data: $(STAMP) ## Synthesis speed, training time and accuracy -> docs/benchmarks.md
 	$(PY) -m benchmarks.data
 
+bench-explain: $(STAMP) ## Heatmap methods: faithfulness, localisation, speed (CPU, ~1 h) -> docs/benchmarks.md
+	$(PY) -m benchmarks.explain
+
+bench-explain-gpu: $(STAMP) ## I-GOS / iGOS++ timing on ResNet-50 (needs CUDA) -> var/bench/gpu.md
+	$(PY) -m benchmarks.explain_gpu
+
 clean: ## Remove generated data, models and caches (keeps .venv)
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install demo test lint format bench bench-data clean
+.PHONY: help install demo test lint format bench bench-data bench-explain bench-explain-gpu clean

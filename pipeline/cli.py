@@ -220,7 +220,7 @@ def explain_command(
     data: Annotated[Path, typer.Option("--data", help="The data set it was trained for.")],
     out: Annotated[Path, typer.Option("--out", help="Run folder, e.g. var/assets/RUN (a rerun resumes).")],
     methods: Annotated[str, typer.Option("--methods", help="Comma list; 'ig' means ig-blur and ig-black.")] = (
-        "igos,igospp,gradcam,ig,occlusion,rise,examples"
+        "igos,igospp,gradcam,ig,occlusion,rise,sag,examples"
     ),
     split: Annotated[str, typer.Option("--split", help="test, train or all.")] = "test",
     images: Annotated[str | None, typer.Option("--images", help="Image ids, e.g. 1,5,10-20 (any split).")] = None,
@@ -235,7 +235,7 @@ def explain_command(
     max_batch: Annotated[int, typer.Option("--max-batch", help="Model inputs per forward pass.")] = 160,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Heatmaps (I-GOS, iGOS++, Grad-CAM, IG, Occlusion, RISE), nearest examples, metrics and a manifest."""
+    """Heatmaps (I-GOS, iGOS++, Grad-CAM, IG, Occlusion, RISE), SAGs, nearest examples, metrics, a manifest."""
     from pipeline.explain import ExplainConfig, explain, parse_ids, parse_methods
 
     _positive("--batch", batch)

@@ -29,9 +29,10 @@ from pipeline.data.species import BY_ID
 from pipeline.devices import resolve_device
 from pipeline.errors import PipelineError
 from pipeline.methods import baselines as bl
-from pipeline.methods.common import ClassProbability, black_baseline, blurred_baseline, frozen
+from pipeline.methods.common import ClassProbability, black_baseline, blurred_baseline, frozen, gaussian_blur
 from pipeline.methods.examples import nearest
 from pipeline.methods.igos import IGOSPP_DEFAULTS, IgosParams, igos, igos_pp
+from pipeline.methods.sag import SagParams, search
 from pipeline.metrics.faithfulness import PROTOCOLS, deletion_insertion
 from pipeline.metrics.localisation import TOLERANCE, energy, point_mask, pointing_hit
 from pipeline.models import checkpoint
@@ -40,9 +41,9 @@ from pipeline.models.train import predict_probs
 from pipeline.render.heatmap import overlay
 
 HEATMAP_METHODS = ("igos", "igospp", "gradcam", "ig-blur", "ig-black", "occlusion", "rise")
-METHODS = (*HEATMAP_METHODS, "examples")
+METHODS = (*HEATMAP_METHODS, "sag", "examples")
 ALIASES = {"ig": ("ig-blur", "ig-black")}
-DEFAULT_METHODS = "igos,igospp,gradcam,ig,occlusion,rise,examples"
+DEFAULT_METHODS = "igos,igospp,gradcam,ig,occlusion,rise,sag,examples"
 DESCRIPTIONS = {
     "igos": "I-GOS (Qi et al. 2020): mask optimised with integrated-gradient descent; saliency = 1 - mask",
     "igospp": "iGOS++ (Khorram et al. 2021): deletion and insertion masks with bilateral TV; saliency = 1 - Md*Mi",
@@ -51,6 +52,7 @@ DESCRIPTIONS = {
     "ig-black": "Integrated Gradients (Sundararajan et al. 2017) via Captum, black baseline",
     "occlusion": "Occlusion (Zeiler and Fergus 2014) via Captum: probability drop when a window is blurred",
     "rise": "RISE (Petsiuk et al. 2018): probability-weighted average of random masks",
+    "sag": "structured attention graph (Shitole et al. 2021): minimal sufficient patch sets by beam search",
     "examples": "the k training images nearest in the classifier's penultimate feature space",
 }
 
@@ -127,6 +129,8 @@ def method_params(name: str, cfg: ExplainConfig) -> Any:
         return bl.OcclusionParams(**{"max_batch": min(cfg.max_batch, 64), **o})
     if name == "rise":
         return bl.RiseParams(**{"seed": cfg.seed, "max_batch": cfg.max_batch, **o})
+    if name == "sag":
+        return SagParams(**{"seed": cfg.seed, "max_batch": max(cfg.max_batch, 64), **o})
     return {"k": 3, "space": "penultimate features", "distance": "euclidean", **o}
 
 
@@ -336,7 +340,7 @@ def explain(cfg: ExplainConfig, progress: Progress | None = None) -> schema.Mani
     jobs = [
         (m, i, t, c)
         for m in cfg.methods
-        if m in HEATMAP_METHODS
+        if m != "examples"
         for i, rec in enumerate(recs)
         for t, c in _targets(entries[rec.id]["predicted_class"], rec.class_id, cfg.explain_true)
         if not run.record(m, rec.id, t).is_file()
@@ -350,9 +354,13 @@ def explain(cfg: ExplainConfig, progress: Progress | None = None) -> schema.Mani
     with frozen(model):
         for name in cfg.methods:
             todo = [j for j in jobs if j[0] == name]
-            for start in range(0, len(todo), cfg.batch):
-                chunk = todo[start : start + cfg.batch]
-                _heatmap_batch(run, ds, recs, chunk, params[name], model, uint8, transform, index, device, cfg)
+            step = 1 if name == "sag" else cfg.batch  # a SAG search is per image; its steps are batched
+            for start in range(0, len(todo), step):
+                chunk = todo[start : start + step]
+                if name == "sag":
+                    _sag(run, recs, chunk[0], params[name], model, uint8, transform, index, device, lm.class_names)
+                else:
+                    _heatmap_batch(run, ds, recs, chunk, params[name], model, uint8, transform, index, device, cfg)
                 done += len(chunk)
                 if progress:
                     progress(done, total, name)
@@ -439,6 +447,107 @@ def _heatmap_batch(
                 "seconds": round(seconds, 4),
             },
         )
+
+
+def _sag(
+    run: Run,
+    recs: list[ImageRecord],
+    job: tuple[str, int, str, int],
+    p: SagParams,
+    model: torch.nn.Module,
+    uint8: torch.Tensor,
+    transform: dict[str, Any],
+    index: dict[int, int],
+    device: torch.device,
+    class_names: list[str],
+) -> None:
+    """One image's structured attention graph: search, graph document, diagrams, question images."""
+    from pipeline.render import sag as draw
+
+    _, i, target, cls = job
+    rec = recs[i]
+    pic = uint8[i : i + 1].to(device)
+    x = normalise(pic, transform)
+    blurred01 = gaussian_blur(pic.float() / 255, 51, 50.0)
+    baseline = normalise(blurred01, transform) if p.baseline == "blur" else black_baseline(x, transform)
+    t0 = time.perf_counter()
+    found = search(ClassProbability(model, torch.tensor([index[cls]], device=device)), x, baseline, p)
+    seconds = time.perf_counter() - t0
+    image = pic[0].permute(1, 2, 0).cpu().numpy()
+    base_pix = (
+        (blurred01[0] * 255).round().clamp(0, 255).byte().permute(1, 2, 0).cpu().numpy()
+        if p.baseline == "blur"
+        else np.zeros_like(image)
+    )
+    stem = run.stem("sag", rec.id, target)
+    nodes = []
+    for n in found.nodes:
+        thumb = f"{stem}/node-{n.id}.png"
+        run.write_png(thumb, draw.thumbnail(image, n.patches, p.grid, 160))
+        nodes.append(
+            {
+                "id": n.id,
+                "patches": list(n.patches),
+                "confidence": round(n.confidence, 5),
+                "root": n.root,
+                "depth": n.depth,
+                "thumbnail": thumb,
+            }
+        )
+    questions = []
+    for q, question in enumerate(found.questions):
+        versions = {}
+        for side, patches, conf, inside in (
+            ("a", question.a, question.confidence_a, question.a_in_graph),
+            ("b", question.b, question.confidence_b, question.b_in_graph),
+        ):
+            rel = f"{stem}/question-{q}-{side}.png"
+            run.write_png(rel, draw.model_view(image, base_pix, patches, p.grid))
+            versions[side] = {"patches": list(patches), "confidence": round(conf, 5), "image": rel, "in_graph": inside}
+        questions.append({"id": f"{rec.id}-{target}-q{q}", **versions, "higher": question.higher})
+    graph = schema.SagGraph.model_validate(
+        {
+            "image_id": rec.id,
+            "target_class": cls,
+            "grid": p.grid,
+            "baseline": p.baseline,
+            "threshold": p.threshold,
+            "node_threshold": p.node_threshold,
+            "p_full": round(found.p_full, 6),
+            "order": found.order,
+            "all_roots": [list(r) for r in found.all_roots],
+            "roots": [list(r) for r in found.roots],
+            "nodes": nodes,
+            "edges": [
+                {"parent": e.parent, "child": e.child, "removed_patch": e.removed_patch, "drop": round(e.drop, 5)}
+                for e in found.edges
+            ],
+            "questions": questions,
+            "forwards": found.forwards,
+            "calls": found.calls,
+            "seconds": round(seconds, 4),
+            "seed": p.seed,
+        }
+    )
+    atomic_write_text(run.root / f"{stem}.json", graph.model_dump_json(indent=1))
+    name = class_names[index[cls]]
+    atomic_write_text(run.root / f"{stem}.svg", draw.diagram_svg(graph, image, name))
+    run.write_png(f"{stem}.png", draw.diagram_png(graph, image, name))
+    run.write_json(
+        run.record("sag", rec.id, target),
+        {
+            "kind": "sag",
+            "method": "sag",
+            "target": target,
+            "target_class": cls,
+            "graph": f"{stem}.json",
+            "diagram_svg": f"{stem}.svg",
+            "diagram_png": f"{stem}.png",
+            "roots": len(found.roots),
+            "files": graph.files(),
+            "seconds": round(seconds, 4),
+        },
+    )
 
 
 def _examples(

@@ -160,3 +160,31 @@ def test_both_protocols_when_asked(tmp_path: Path, tiny_model: Path, tiny_gulls:
     h = schema.load(tmp_path / "p").images[0].explanation("gradcam")
     assert isinstance(h, schema.Heatmap)
     assert [f.protocol for f in h.faithfulness] == ["igos", "rise"]
+
+
+def test_sag_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> None:
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "s"
+    cheap = {"sag": {"order_iterations": 1, "order_steps": 4, "max_roots": 3, "patience": 2}}
+    explain(config(tiny_model, tiny_gulls, out, methods=["sag"], images=[2], overrides=cheap, explain_true=False))
+    m = schema.load(out)
+    assert m.missing_files(out) == []
+    sag = m.images[0].explanation("sag")
+    assert isinstance(sag, schema.Sag)
+    graph = schema.load_graph(out, sag)
+    assert graph.image_id == 2 and graph.grid == 7 and graph.baseline == "blur"
+    assert sag.roots == len(graph.roots) >= 1 and len(graph.roots) <= 3
+    assert set(graph.files()) == set(sag.files)
+    roots = {tuple(n.patches) for n in graph.nodes if n.root}
+    assert {tuple(r) for r in graph.roots} <= roots
+    for q in graph.questions:
+        assert q.higher == ("a" if q.a.confidence > q.b.confidence else "b")
+    svg = ET.fromstring((out / sag.diagram_svg).read_text())
+    ns = "{http://www.w3.org/2000/svg}"
+    groups = [g for g in svg.iter(f"{ns}g") if g.get("class") == "sag-node"]
+    assert groups and all(g.get("tabindex") == "0" for g in groups)
+    assert all(g.find(f"{ns}title") is not None for g in groups)  # readable without hovering
+    assert svg.find(f"{ns}title") is not None and svg.get("role") == "img"
+    with Image.open(out / sag.diagram_png) as im:
+        assert im.width > 400

@@ -57,3 +57,39 @@ def top_left_share(saliency: torch.Tensor) -> torch.Tensor:
     s = saliency.clamp(min=0)
     h, w = s.shape[-2:]
     return s[..., : h // 2, : w // 2].flatten(1).sum(1) / s.flatten(1).sum(1)
+
+
+SMALL = 8  # a pattern that one SAG patch (a tent of ±18 px at 112 px) shows almost whole
+
+
+class RegionsModel(nn.Module):
+    """Class 0 = "a small checkerboard at any of these grid cells" (7×7 grid over 112 px).
+
+    A soft maximum over the cells: each cell alone is sufficient, and every cell gets gradient
+    (so the I-GOS ordering sees them all). With two cells the model has two disjoint ways to be
+    confident; with one, only one.
+    """
+
+    def __init__(self, cells: tuple[tuple[int, int], ...]) -> None:
+        super().__init__()
+        self.centres = [(round(r * (SIZE - 1) / 6), round(c * (SIZE - 1) / 6)) for r, c in cells]
+        self.kernel = nn.Parameter(checker(SMALL, 2) / SMALL**2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = x.mean(1)
+        h = SMALL // 2
+        corr = torch.stack(
+            [(g[:, y - h : y + h, x0 - h : x0 + h] * self.kernel).sum((1, 2)) for y, x0 in self.centres], 1
+        )
+        s = torch.logsumexp(corr * 5, 1) / 5
+        return torch.stack([10 * (s - 0.5), torch.zeros_like(s)], 1)
+
+
+def regions_image(cells: tuple[tuple[int, int], ...], seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    img = torch.randn((1, 3, SIZE, SIZE), generator=gen) * 0.2
+    h = SMALL // 2
+    for r, c in cells:
+        y, x = round(r * (SIZE - 1) / 6), round(c * (SIZE - 1) / 6)
+        img[:, :, y - h : y + h, x - h : x + h] += checker(SMALL, 2)
+    return img

@@ -9,7 +9,7 @@ needed to trust them.
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -106,7 +106,107 @@ class Examples(Strict):
     seconds: float
 
 
-Explanation = Heatmap | Examples
+class SagNode(Strict):
+    id: int
+    patches: list[int]  # patch p is cell (p // grid, p % grid) of the grid
+    confidence: float  # p(patches only) / p(full image), as measured: it can exceed 1
+    root: bool
+    depth: int
+    thumbnail: str  # the image with only these patches bright
+
+    _check = field_validator("thumbnail")(_relative)
+
+
+class SagEdge(Strict):
+    parent: int
+    child: int
+    removed_patch: int
+    drop: float  # parent confidence − child confidence
+
+
+class QuestionVersion(Strict):
+    patches: list[int]  # the patches left visible; the rest shows the baseline
+    confidence: float  # relative to the full image
+    image: str  # what the model saw
+    in_graph: bool  # this version is a node of the image's SAG (its confidence is printed there)
+
+    _check = field_validator("image")(_relative)
+
+
+class SagQuestion(Strict):
+    """'Which of these two images keeps more of the model's confidence?' (the answer key is `higher`)."""
+
+    id: str
+    a: QuestionVersion
+    b: QuestionVersion
+    higher: Literal["a", "b"]
+
+    @property
+    def answer_in_diagram(self) -> bool:
+        """Both confidences are printed in the diagram: answering is lookup, not understanding."""
+        return self.a.in_graph and self.b.in_graph
+
+
+class SagGraph(Strict):
+    """The per-image SAG document (`graph` of a Sag explanation)."""
+
+    format: Literal["fieldmark-sag/1"] = "fieldmark-sag/1"
+    image_id: int
+    target_class: int
+    grid: int
+    baseline: str
+    threshold: float  # sufficient: p(P) > threshold × p(full)
+    node_threshold: float  # nodes are expanded while confidence > node_threshold
+    p_full: float
+    order: list[int]  # patches, most salient first (the I-GOS reference order)
+    all_roots: list[list[int]]
+    roots: list[list[int]]  # the diverse roots shown
+    nodes: list[SagNode]
+    edges: list[SagEdge]
+    questions: list[SagQuestion]
+    forwards: int  # masked images scored
+    calls: int  # batched model calls
+    seconds: float
+    seed: int
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SagGraph:
+        ids = {n.id for n in self.nodes}
+        cells = self.grid * self.grid
+        for e in self.edges:
+            if e.parent not in ids or e.child not in ids:
+                raise ValueError(f"edge {e.parent}->{e.child} refers to a node that does not exist")
+        for n in self.nodes:
+            if any(not 0 <= p < cells for p in n.patches):
+                raise ValueError(f"node {n.id} has a patch outside the {self.grid}×{self.grid} grid")
+        node_sets = {tuple(n.patches) for n in self.nodes if n.root}
+        if any(tuple(r) not in node_sets for r in self.roots):
+            raise ValueError("every shown root must be a root node")
+        return self
+
+    def files(self) -> list[str]:
+        return [n.thumbnail for n in self.nodes] + [v.image for q in self.questions for v in (q.a, q.b)]
+
+
+class Sag(Strict):
+    """A structured attention graph: diagram files, the graph document, and its question material."""
+
+    kind: Literal["sag"] = "sag"
+    method: Literal["sag"] = "sag"
+    target: Literal["predicted", "true"]
+    target_class: int
+    graph: str  # .json, a SagGraph
+    diagram_svg: str  # interactive in a browser (hover or focus enlarges a node), static without JS
+    diagram_png: str  # the same diagram for papers
+    roots: int  # how many roots are shown
+    files: list[str]  # node thumbnails and question images
+    seconds: float
+
+    _check = field_validator("graph", "diagram_svg", "diagram_png")(_relative)
+    _check_files = field_validator("files")(lambda v: [_relative(f) for f in v])
+
+
+Explanation = Annotated[Heatmap | Examples | Sag, Field(discriminator="kind")]
 
 
 class ImageEntry(Strict):
@@ -173,12 +273,18 @@ class Manifest(Strict):
             for e in entry.explanations:
                 if isinstance(e, Heatmap):
                     out += [e.raw, e.overlay, e.curves]
+                elif isinstance(e, Sag):
+                    out += [e.graph, e.diagram_svg, e.diagram_png, *e.files]
                 else:
                     out += [n.image for n in e.neighbours]
         return out
 
     def missing_files(self, root: Path) -> list[str]:
         return [f for f in dict.fromkeys(self.files()) if not (root / f).is_file()]
+
+
+def load_graph(run: Path, sag: Sag) -> SagGraph:
+    return SagGraph.model_validate_json((run / sag.graph).read_text(encoding="utf-8"))
 
 
 def load(run: Path) -> Manifest:
