@@ -41,7 +41,7 @@ def test_patch_weights_are_tents_that_sum_to_one() -> None:
     total = sum(patch_weights([p], 7, 64) for p in range(49))
     assert np.allclose(total, 1.0, atol=1e-5)
     w = patch_weights([24], 7, 64)  # the centre cell
-    assert w.max() > 0.95 and w[0, 0] == 0
+    assert w.max() > 0.9 and w[0, 0] == 0  # the tent peaks between pixels at 64 px
 
 
 def test_thumbnail_dims_everything_but_the_patches() -> None:
