@@ -33,6 +33,7 @@ from pipeline.methods.common import ClassProbability, black_baseline, blurred_ba
 from pipeline.methods.examples import nearest
 from pipeline.methods.igos import IGOSPP_DEFAULTS, IgosParams, igos, igos_pp
 from pipeline.methods.sag import SagParams, search
+from pipeline.methods.xnn import XnnParams
 from pipeline.metrics.faithfulness import PROTOCOLS, deletion_insertion
 from pipeline.metrics.localisation import TOLERANCE, energy, point_mask, pointing_hit
 from pipeline.models import checkpoint
@@ -41,9 +42,9 @@ from pipeline.models.train import predict_probs
 from pipeline.render.heatmap import overlay
 
 HEATMAP_METHODS = ("igos", "igospp", "gradcam", "ig-blur", "ig-black", "occlusion", "rise")
-METHODS = (*HEATMAP_METHODS, "sag", "examples")
+METHODS = (*HEATMAP_METHODS, "sag", "xnn", "examples")
 ALIASES = {"ig": ("ig-blur", "ig-black")}
-DEFAULT_METHODS = "igos,igospp,gradcam,ig,occlusion,rise,sag,examples"
+DEFAULT_METHODS = "igos,igospp,gradcam,ig,occlusion,rise,sag,xnn,examples"
 DESCRIPTIONS = {
     "igos": "I-GOS (Qi et al. 2020): mask optimised with integrated-gradient descent; saliency = 1 - mask",
     "igospp": "iGOS++ (Khorram et al. 2021): deletion and insertion masks with bilateral TV; saliency = 1 - Md*Mi",
@@ -53,6 +54,7 @@ DESCRIPTIONS = {
     "occlusion": "Occlusion (Zeiler and Fergus 2014) via Captum: probability drop when a window is blurred",
     "rise": "RISE (Petsiuk et al. 2018): probability-weighted average of random masks",
     "sag": "structured attention graph (Shitole et al. 2021): minimal sufficient patch sets by beam search",
+    "xnn": "XNN (Qi et al.): per-class sparse reconstruction autoencoders; concepts with I-GOS maps",
     "examples": "the k training images nearest in the classifier's penultimate feature space",
 }
 
@@ -131,6 +133,10 @@ def method_params(name: str, cfg: ExplainConfig) -> Any:
         return bl.RiseParams(**{"seed": cfg.seed, "max_batch": cfg.max_batch, **o})
     if name == "sag":
         return SagParams(**{"seed": cfg.seed, "max_batch": max(cfg.max_batch, 64), **o})
+    if name == "xnn":
+        return XnnParams(**{"seed": cfg.seed, **o})
+    if name == "xnn-heatmap":
+        return IgosParams(**{"size": cfg.resolution, "seed": cfg.seed, "max_batch": cfg.max_batch, **o})
     return {"k": 3, "space": "penultimate features", "distance": "euclidean", **o}
 
 
@@ -301,6 +307,9 @@ def explain(cfg: ExplainConfig, progress: Progress | None = None) -> schema.Mani
     recs = select(ds, cfg)
     run = Run(cfg.out)
     params = {m: method_params(m, cfg) for m in cfg.methods}
+    saved_params = {m: _params_dict(p) for m, p in params.items()}
+    if "xnn" in params:  # the concept heatmaps' I-GOS settings are part of the method
+        saved_params["xnn"] = {**saved_params["xnn"], "heatmap": method_params("xnn-heatmap", cfg).as_dict()}
     model_hash = provenance.file_hash(cfg.model)
     settings = {
         "model": str(cfg.model),
@@ -310,7 +319,7 @@ def explain(cfg: ExplainConfig, progress: Progress | None = None) -> schema.Mani
         "seed": cfg.seed,
         "resolution": cfg.resolution,
         "transform": lm.transform,
-        "methods": {m: _params_dict(p) for m, p in params.items()},
+        "methods": saved_params,
         "protocols": {k: v.as_dict() for k, v in PROTOCOLS.items()},
     }
     run.check_settings(settings)
@@ -340,7 +349,7 @@ def explain(cfg: ExplainConfig, progress: Progress | None = None) -> schema.Mani
     jobs = [
         (m, i, t, c)
         for m in cfg.methods
-        if m != "examples"
+        if m not in ("examples", "xnn")
         for i, rec in enumerate(recs)
         for t, c in _targets(entries[rec.id]["predicted_class"], rec.class_id, cfg.explain_true)
         if not run.record(m, rec.id, t).is_file()
@@ -369,6 +378,8 @@ def explain(cfg: ExplainConfig, progress: Progress | None = None) -> schema.Mani
             done += len(recs)
             if progress:
                 progress(done, total, "examples")
+        if "xnn" in cfg.methods:
+            _xnn(run, ds, lm, model, device, recs, uint8, entries, params["xnn"], cfg, progress)
     manifest = build_manifest(run, lm, ds, cfg, settings, str(device))
     atomic_write_text(run.root / schema.MANIFEST, manifest.model_dump_json(indent=1))
     return manifest
@@ -550,6 +561,47 @@ def _sag(
     )
 
 
+def _xnn(
+    run: Run,
+    ds: Dataset,
+    lm: checkpoint.LoadedModel,
+    model: torch.nn.Module,
+    device: torch.device,
+    recs: list[ImageRecord],
+    uint8: torch.Tensor,
+    entries: dict[int, dict[str, Any]],
+    p: XnnParams,
+    cfg: ExplainConfig,
+    progress: Progress | None,
+) -> None:
+    from pipeline.explain_xnn import XnnStage
+
+    stage = XnnStage(
+        run, ds, model, lm.class_ids, lm.transform, device, p, method_params("xnn-heatmap", cfg), cfg.batch
+    )
+    if progress:
+        progress(0, len(lm.class_ids), "xnn: training concepts")
+    xnns, meta, train_x = stage.train()
+    targets = [_targets(entries[r.id]["predicted_class"], r.class_id, cfg.explain_true) for r in recs]
+    counter = {"done": 0}
+
+    def step(phase: str, total: int) -> Callable[[int], None]:
+        counter["done"] = 0
+
+        def advance(n: int) -> None:
+            counter["done"] += n
+            if progress:
+                progress(counter["done"], total, phase)
+
+        return advance
+
+    todo = sum(
+        1 for r, ts in zip(recs, targets, strict=True) for t, _ in ts if not run.record("xnn", r.id, t).is_file()
+    )
+    stage.explain_images(xnns, recs, uint8, targets, lm.class_names, step("xnn: concept maps", todo * 2))
+    stage.report(xnns, meta, train_x, step("xnn: concept galleries", len(lm.class_ids) * p.k * 4))
+
+
 def _examples(
     run: Run,
     ds: Dataset,
@@ -667,5 +719,6 @@ def build_manifest(
         "protocols": {k: v.as_dict() for k, v in PROTOCOLS.items()},
         "parts": parts,
         "images": images,
+        "xnn": json.loads((run.root / "xnn" / "report.json").read_text()) if "xnn" in used else None,
     }
     return schema.Manifest.model_validate(doc)

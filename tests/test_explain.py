@@ -188,3 +188,34 @@ def test_sag_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> No
     assert svg.find(f"{ns}title") is not None and svg.get("role") == "img"
     with Image.open(out / sag.diagram_png) as im:
         assert im.width > 400
+
+
+def test_xnn_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> None:
+    out = tmp_path / "x"
+    cheap = {"xnn": {"epochs": 3, "pretrain_epochs": 1, "max_rounds": 1}, "xnn-heatmap": {"iterations": 2, "steps": 2}}
+    explain(config(tiny_model, tiny_gulls, out, methods=["xnn"], images=[2, 6], overrides=cheap))
+    m = schema.load(out)
+    assert m.missing_files(out) == []
+    assert m.xnn is not None and m.xnn.k == 5 and m.xnn.feature_dim == 128
+    assert 0 <= m.xnn.accuracy_xnn <= 1 and m.xnn.accuracy_classifier >= 0
+    assert [c.class_id for c in m.xnn.classes] == [59, 62, 64, 66]
+    for cc in m.xnn.classes:
+        assert len(cc.concepts) == 5 and cc.logit_range >= 0
+        for ci in cc.concepts:
+            assert len(ci.gallery) <= 4
+            if ci.gallery:
+                assert set(ci.part_shares) >= {"background", "bill", "eye", "legs"}
+                assert abs(sum(ci.part_shares.values()) - 1) < 0.02  # every pixel has one label
+                assert ci.suggested_name in (*ci.part_shares, "background")
+    for entry in m.images:
+        c = entry.explanation("xnn")
+        assert isinstance(c, schema.Concepts) and c.target_class == entry.predicted_class
+        positive = sorted((v for v in c.contributions if v > 0), reverse=True)
+        shown = [s.contribution for s in c.significant]
+        assert shown == pytest.approx(positive[: len(shown)], abs=1e-4)
+        assert (not positive) or sum(shown) >= 0.9 * sum(positive) - 1e-4
+        assert c.summary.startswith("The model saw mostly") or not shown
+        with Image.open(out / c.card) as im:
+            assert im.width > 400
+        if not entry.correct:
+            assert isinstance(entry.explanation("xnn", "true"), schema.Concepts)

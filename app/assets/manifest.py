@@ -206,7 +206,75 @@ class Sag(Strict):
     _check_files = field_validator("files")(lambda v: [_relative(f) for f in v])
 
 
-Explanation = Annotated[Heatmap | Examples | Sag, Field(discriminator="kind")]
+class ConceptMap(Strict):
+    concept: int  # 1-based, within the explained class's XNN
+    contribution: float  # z_j · w_j
+    activation: float  # z_j
+    raw: str  # .npy heatmap of where the concept fires
+    overlay: str  # .png
+
+    _check = field_validator("raw", "overlay")(_relative)
+
+
+class Concepts(Strict):
+    """XNN: the significant concepts behind one prediction, with a card for participants."""
+
+    kind: Literal["concepts"] = "concepts"
+    method: Literal["xnn"] = "xnn"
+    target: Literal["predicted", "true"]
+    target_class: int
+    logit: float  # the classifier's logit for the class
+    rebuilt: float  # the XNN's rebuilt logit
+    contributions: list[float]  # every concept's z_j · w_j, concept 1 first
+    significant: list[ConceptMap]  # fewest positive concepts covering 90 % of the positive score
+    card: str  # .png explanation card
+    summary: str  # the card's plain words
+    seconds: float
+
+    _check = field_validator("card")(_relative)
+
+
+class GalleryItem(Strict):
+    image_id: int
+    image: str
+    overlay: str
+    activation: float
+
+    _check = field_validator("image", "overlay")(_relative)
+
+
+class ConceptInfo(Strict):
+    concept: int
+    weight: float  # w_j of the regressor: sign and size of the concept's vote
+    mean_contribution: float  # over the training split
+    suggested_name: str  # from the part it covers most (synthetic gulls); the researcher may rename it
+    part_shares: dict[str, float]  # mean share of the concept's heatmap mass per part
+    gallery: list[GalleryItem]  # training images where the concept is strongest
+
+
+class ClassConcepts(Strict):
+    class_id: int
+    rmse: float  # of the rebuilt logit on the test split
+    logit_range: float
+    accepted: bool  # the acceptance loop's test passed
+    rounds: int
+    concepts: list[ConceptInfo]
+
+
+class XnnReport(Strict):
+    k: int
+    layer: str
+    feature_dim: int
+    accuracy_xnn: float  # test accuracy when every logit is replaced by its XNN's output
+    accuracy_classifier: float
+    agreement: float
+    heatmap_method: str
+    params: dict[str, object]
+    heatmap_params: dict[str, object]
+    classes: list[ClassConcepts]
+
+
+Explanation = Annotated[Heatmap | Examples | Sag | Concepts, Field(discriminator="kind")]
 
 
 class ImageEntry(Strict):
@@ -243,6 +311,7 @@ class Manifest(Strict):
     protocols: dict[str, Protocol]
     parts: list[str] = Field(default_factory=list)  # part names scored in `localisation`
     images: list[ImageEntry]
+    xnn: XnnReport | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
@@ -275,8 +344,14 @@ class Manifest(Strict):
                     out += [e.raw, e.overlay, e.curves]
                 elif isinstance(e, Sag):
                     out += [e.graph, e.diagram_svg, e.diagram_png, *e.files]
+                elif isinstance(e, Concepts):
+                    out += [e.card, *(f for c in e.significant for f in (c.raw, c.overlay))]
                 else:
                     out += [n.image for n in e.neighbours]
+        if self.xnn:
+            for cc in self.xnn.classes:
+                for ci in cc.concepts:
+                    out += [f for g in ci.gallery for f in (g.image, g.overlay)]
         return out
 
     def missing_files(self, root: Path) -> list[str]:
