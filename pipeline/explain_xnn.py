@@ -87,7 +87,13 @@ class XnnStage:
         return recs, feats, logits
 
     def train(self) -> tuple[list[SRAE], list[dict[str, Any]], torch.Tensor]:
-        """One SRAE per class, from cache when the features and parameters are unchanged."""
+        """One SRAE per class, from cache when the features and parameters are unchanged (frozen)."""
+        models, meta, x = self._train()
+        for m in models:
+            m.requires_grad_(False)
+        return models, meta, x
+
+    def _train(self) -> tuple[list[SRAE], list[dict[str, Any]], torch.Tensor]:
         _, x, logits = self._split("train")
         key = hashlib.sha256(
             x.numpy().tobytes() + logits.numpy().tobytes() + json.dumps(self.p.as_dict(), sort_keys=True).encode()
