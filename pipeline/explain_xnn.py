@@ -28,7 +28,7 @@ from PIL import Image
 from pipeline.data.cub import Dataset, ImageRecord, atomic_write_bytes
 from pipeline.methods.common import blurred_baseline
 from pipeline.methods.igos import IgosParams, igos
-from pipeline.methods.xnn import SRAE, ConceptScore, XnnParams, faithfulness, significant, train_xnn
+from pipeline.methods.xnn import SRAE, ConceptScore, XnnParams, faithfulness, significant, train_xnns
 from pipeline.metrics.localisation import energy
 from pipeline.models.images import load_uint8, normalise
 from pipeline.render import concepts as draw
@@ -107,19 +107,18 @@ class XnnStage:
                 m.load_state_dict(state)
                 models.append(m.eval())
             return models, saved["meta"], x
-        models, meta = [], []
-        for c in range(len(self.class_ids)):
-            trained = train_xnn(x, logits[:, c], self.p)
-            models.append(trained.model.eval())
-            meta.append(
-                {
-                    "rounds": trained.rounds,
-                    "accepted": trained.accepted,
-                    "mean_contribution": trained.mean_contribution,
-                    "alpha_rec": trained.alpha_rec,
-                    "alpha_pt": trained.alpha_pt,
-                }
-            )
+        trained = train_xnns(x, logits, self.p)
+        models = [t.model.eval() for t in trained]
+        meta = [
+            {
+                "rounds": t.rounds,
+                "accepted": t.accepted,
+                "mean_contribution": t.mean_contribution,
+                "alpha_rec": t.alpha_rec,
+                "alpha_pt": t.alpha_pt,
+            }
+            for t in trained
+        ]
         buf = io.BytesIO()
         torch.save({"states": [m.state_dict() for m in models], "meta": meta}, buf)
         atomic_write_bytes(path, buf.getvalue())
