@@ -10,6 +10,8 @@ import sys
 
 import typer
 
+from app.cli import db_app, serve, study_app
+from app.errors import AppError
 from pipeline.cli import data_app, explain_app, model_app
 from pipeline.errors import PipelineError
 
@@ -23,8 +25,11 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
 app.add_typer(explain_app, name="explain")
+app.add_typer(study_app, name="study")
+app.add_typer(db_app, name="db")
+app.command("serve")(serve)
 
-USER_ERRORS: tuple[type[Exception], ...] = (PipelineError,)
+USER_ERRORS: tuple[type[Exception], ...] = (PipelineError, AppError)
 # Typer vendors its own click; reach its exception classes through a public one.
 _CLICK = {cls.__name__: cls for cls in typer.BadParameter.__mro__}
 UsageError: type[Exception] = _CLICK["UsageError"]

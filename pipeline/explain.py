@@ -542,7 +542,7 @@ def _sag(
     )
     atomic_write_text(run.root / f"{stem}.json", graph.model_dump_json(indent=1))
     name = class_names[index[cls]]
-    atomic_write_text(run.root / f"{stem}.svg", draw.diagram_svg(graph, image, name))
+    atomic_write_text(run.root / f"{stem}.svg", draw.diagram_svg(graph, image))  # names no class: safe in studies
     run.write_png(f"{stem}.png", draw.diagram_png(graph, image, name))
     run.write_json(
         run.record("sag", rec.id, target),

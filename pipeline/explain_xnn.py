@@ -202,7 +202,7 @@ class XnnStage:
                 )
                 items.append((j + 1, Image.open(self.run.root / f"{rel}.png"), float(contrib[j])))
             text = draw.summary([j + 1 for j in sig])
-            self.run.write_png(f"{stem}/card.png", draw.card(Image.fromarray(image), items, class_names[c], text))
+            self.run.write_png(f"{stem}/card.png", draw.card(Image.fromarray(image), items, text))
             self.run.write_json(
                 self.run.record("xnn", rec.id, target),
                 {

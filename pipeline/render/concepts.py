@@ -20,17 +20,18 @@ def summary(concepts: list[int]) -> str:
     return f"The model saw mostly {listed}."
 
 
-def card(
-    image: Image.Image, items: Sequence[tuple[int, Image.Image, float]], class_name: str, text: str
-) -> Image.Image:
-    """The picture, then each significant concept as a heatmap thumbnail with a bar for its share."""
+def card(image: Image.Image, items: Sequence[tuple[int, Image.Image, float]], text: str) -> Image.Image:
+    """The picture, then each significant concept as a heatmap thumbnail with a bar for its share.
+
+    The card never names the class, so a study can show it without giving away the model's answer.
+    """
     font, small, title = (ImageFont.load_default(size=s) for s in (16, 13, 18))
     thumb, row = 112, 128
     width = 24 + 224 + 28 + thumb + 16 + 240 + 24
     height = max(24 + 224 + 70, 60 + row * max(1, len(items)) + 40)
     out = Image.new("RGB", (width, height), (255, 255, 255))
     d = ImageDraw.Draw(out)
-    d.text((24, 16), f"Why the model says {class_name}", fill=INK, font=title)
+    d.text((24, 16), "What the model saw in this picture", fill=INK, font=title)
     out.paste(image.convert("RGB").resize((224, 224), Image.Resampling.LANCZOS), (24, 48))
     total = sum(max(c, 0.0) for _, _, c in items) or 1.0
     x = 24 + 224 + 28

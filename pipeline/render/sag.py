@@ -155,8 +155,13 @@ def _png_b64(img: Image.Image) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def diagram_svg(g: SagGraph, image: np.ndarray, class_name: str) -> str:
-    """A self-contained SVG (thumbnails embedded) of the graph next to the full image."""
+def diagram_svg(g: SagGraph, image: np.ndarray, class_name: str | None = None) -> str:
+    """A self-contained SVG (thumbnails embedded) of the graph next to the full image.
+
+    Without `class_name` it never names the class, so a study can show it without giving away
+    the model's answer; the confidences are always relative to the model's own answer.
+    """
+    answer = f'"{escape(class_name)}"' if class_name else "its answer"
     lay = layout(g)
     nodes = {n.id: n for n in g.nodes}
     over = any(n.confidence > 1 for n in g.nodes if n.id in lay.placed)
@@ -164,7 +169,7 @@ def diagram_svg(g: SagGraph, image: np.ndarray, class_name: str) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" class="sag" width="{lay.width}" height="{lay.height}" '
         f'viewBox="0 0 {lay.width} {lay.height}" role="img" aria-labelledby="sag-title-{g.image_id} '
         f'sag-desc-{g.image_id}" font-family="system-ui, sans-serif">',
-        f'<title id="sag-title-{g.image_id}">How the model keeps its confidence in "{escape(class_name)}": '
+        f'<title id="sag-title-{g.image_id}">How the model keeps its confidence in {answer}: '
         f"{len(g.roots)} small set{'s' if len(g.roots) != 1 else ''} of patches</title>",
         f'<desc id="sag-desc-{g.image_id}">Each column starts from a set of patches that alone keeps at least '
         f"{round(g.threshold * 100)}% of the model's confidence; each step down removes one patch "
@@ -187,10 +192,8 @@ def diagram_svg(g: SagGraph, image: np.ndarray, class_name: str) -> str:
             f'<line x1="16" y1="{TOP + edge_at:.1f}" x2="184" y2="{TOP + edge_at:.1f}" stroke="#fff" '
             'stroke-opacity=".5" stroke-width="1"/>'
         )
-    out.append(
-        f'<text x="16" y="{TOP + 190}" fill="{MUTED}" font-size="12">{escape(class_name)}: '
-        f"p = {g.p_full:.2f} (100%)</text>"
-    )
+    caption = f"{escape(class_name)}: p = {g.p_full:.2f} (100%)" if class_name else "the model's confidence: 100%"
+    out.append(f'<text x="16" y="{TOP + 190}" fill="{MUTED}" font-size="12">{caption}</text>')
     for e in g.edges:
         if e.parent not in lay.placed or e.child not in lay.placed:
             continue

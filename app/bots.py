@@ -1,0 +1,291 @@
+"""Simulated participants that take a study over real HTTP, reading the pages as a browser would.
+
+Strategies: `random` answers at random; `oracle` answers right (it looks the answer up with the
+server's secret and the asset run, as only a researcher could); `always-agree` accepts the
+model's answer (yes in verify tasks, the shown prediction otherwise); `follow-model` gives the
+model's answer in every task. Questionnaires get valid answers and attention checks the
+instructed one (random bots answer them at random).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+import httpx
+
+from app.settings import Settings
+from app.studies.loader import LoadedStudy
+
+STRATEGIES = ("random", "oracle", "always-agree", "follow-model")
+
+
+@dataclass
+class Form:
+    action: str = ""
+    hidden: dict[str, str] = field(default_factory=dict)
+    radios: dict[str, list[str]] = field(default_factory=dict)
+    checks: dict[str, list[str]] = field(default_factory=dict)
+    numbers: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    texts: list[str] = field(default_factory=list)
+    buttons: list[tuple[str, str]] = field(default_factory=list)
+
+
+class PageParser(HTMLParser):
+    """Just enough of a page for a bot: forms, images, links, the model's shown answer, headings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[Form] = []
+        self.images: list[tuple[str, dict[str, str | None]]] = []
+        self.links: list[str] = []
+        self.h1 = ""
+        self.model_says = ""
+        self.task: str | None = None
+        self.labels: dict[str, str] = {}
+        self._in: list[str] = []
+        self._last_radio: str | None = None
+
+    def handle_starttag(self, tag: str, attrs_list: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs_list)
+        cls = a.get("class") or ""
+        self._in.append(cls if tag in ("p", "span", "label") else tag)
+        if tag == "form":
+            self.forms.append(Form(action=a.get("action") or ""))
+            if "trial-form" in cls:
+                self.task = a.get("data-task")
+        elif tag == "input" and self.forms:
+            f, name, kind, value = self.forms[-1], a.get("name") or "", a.get("type"), a.get("value") or ""
+            if kind == "hidden":
+                f.hidden[name] = value
+            elif kind == "radio":
+                f.radios.setdefault(name, []).append(value)
+                self._last_radio = value
+            elif kind == "checkbox":
+                f.checks.setdefault(name, []).append(value)
+            elif kind == "number":
+                lo, hi = a.get("min"), a.get("max")
+                f.numbers[name] = (float(lo) if lo else None, float(hi) if hi else None)
+        elif tag == "textarea" and self.forms:
+            self.forms[-1].texts.append(a.get("name") or "")
+        elif tag == "button" and self.forms and a.get("name"):
+            self.forms[-1].buttons.append((a.get("name") or "", a.get("value") or ""))
+        elif tag == "img":
+            self.images.append((a.get("src") or "", a))
+        elif tag == "a" and a.get("href"):
+            self.links.append(a.get("href") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._in:
+            self._in.pop()
+
+    def handle_data(self, data: str) -> None:
+        if not self._in:
+            return
+        here = self._in[-1]
+        if here == "h1":
+            self.h1 += data.strip()
+        elif "model-says" in " ".join(self._in) and here == "strong":
+            self.model_says += data.strip()
+        elif here == "span" and self._last_radio is not None and data.strip():
+            self.labels.setdefault(self._last_radio, data.strip())
+
+
+@dataclass
+class BotResult:
+    status: str = "running"
+    answered: int = 0
+    correct: int = 0
+    pages: int = 0
+    code: str = ""
+
+
+class Key:
+    """What an oracle may know: the study's items behind each opaque asset name."""
+
+    def __init__(self, study: LoadedStudy) -> None:
+        assert study.assets is not None
+        self.study = study
+        by_rel = {str(p.relative_to(study.run)): t for t, p in study.assets.by_token.items()}
+        self.image_of: dict[str, int] = {}
+        for e in study.manifest.images:
+            if e.image in by_rel:
+                self.image_of[by_rel[e.image]] = e.image_id
+        self.question_of: dict[str, tuple[str, str]] = {}
+        for graph in study.graphs.values():
+            for q in graph.questions:
+                for side, v in (("a", q.a), ("b", q.b)):
+                    if v.image in by_rel:
+                        self.question_of[by_rel[v.image]] = (q.higher, side)
+
+    def image(self, src: str) -> int | None:
+        return self.image_of.get(src.rsplit("/", 1)[-1])
+
+    def higher(self, src: str) -> str | None:
+        found = self.question_of.get(src.rsplit("/", 1)[-1])
+        return found[0] if found else None
+
+
+class Bot:
+    def __init__(self, client: httpx.Client, study: LoadedStudy, strategy: str, rng: random.Random) -> None:
+        self.client, self.study, self.strategy, self.rng = client, study, strategy, rng
+        self.key = Key(study) if strategy in ("oracle", "follow-model") else None
+        self.names = {c.name: str(c.id) for c in study.manifest.classes}
+
+    def run(self, entry: str, max_pages: int = 500) -> BotResult:
+        r = BotResult()
+        resp = self.client.get(entry, follow_redirects=True)
+        for _ in range(max_pages):
+            r.pages += 1
+            m = re.search(r"/p/([^/?#]+)", str(resp.url))
+            r.code = m.group(1) if m else r.code
+            page = PageParser()
+            page.feed(resp.text)
+            if resp.status_code >= 400:
+                r.status = f"error {resp.status_code}: {page.h1}"
+                return r
+            if page.h1 == "All done":
+                r.status = "completed"
+                return r
+            if page.h1 in ("Thank you", "You have already taken part"):
+                r.status = "ended"
+                return r
+            form = next((f for f in page.forms if f.action.startswith("/p/")), None)
+            if form is None:
+                nxt = next((h for h in page.links if h.startswith("/p/")), None)
+                if nxt is None:
+                    r.status = f"stuck on {page.h1!r}"
+                    return r
+                resp = self.client.get(nxt, follow_redirects=True)
+                continue
+            data = self.fill(page, form, r)
+            resp = self.client.post(form.action, data=data, follow_redirects=True)
+        r.status = "too many pages"
+        return r
+
+    def fill(self, page: PageParser, form: Form, r: BotResult) -> dict[str, str | list[str]]:
+        data: dict[str, str | list[str]] = dict(form.hidden)
+        if form.buttons:  # consent
+            data["choice"] = "agree"
+            return data
+        for name, values in form.radios.items():
+            if name == "answer" and page.task:
+                data["answer"] = self.answer(page, form, r)
+            elif name == "answer":  # attention check
+                data["answer"] = self.attention(values)
+            elif name == "confidence":
+                data["confidence"] = str(self.rng.randint(1, 5))
+            else:
+                data[name] = self.rng.choice(values)
+        for name, values in form.checks.items():
+            data[name] = [self.rng.choice(values)]
+        for name, (lo, hi) in form.numbers.items():
+            low = 18.0 if lo is None or lo < 18 else lo
+            data[name] = str(int(self.rng.uniform(low, hi if hi is not None else low + 40)))
+        for name in form.texts:
+            data[name] = "no comment"
+        if page.task:
+            onset = 1000.0 + self.rng.random() * 100
+            data["onset_ms"] = f"{onset:.1f}"
+            data["response_ms"] = f"{onset + self.rng.uniform(700, 4000):.1f}"
+        return data
+
+    def attention(self, options: list[str]) -> str:
+        if self.strategy == "random":
+            return self.rng.choice(options)
+        wanted = [s.answer for s in self.study.spec.steps if s.type == "attention"]
+        return next((o for o in options if o in wanted), self.rng.choice(options))
+
+    def answer(self, page: PageParser, form: Form, r: BotResult) -> str:
+        options = form.radios["answer"]
+        task = page.task or ""
+        stimulus = next((src for src, a in page.images if "data-stimulus" in a), "")
+        image_id = self.key.image(stimulus) if self.key else None
+        entry = self.study.entries.get(image_id) if image_id is not None else None
+        choice: str | None = None
+        shown = self.names.get(page.model_says)
+        if self.strategy == "oracle" and self.key:
+            if task == "counterfactual":
+                versions = [src for src, a in page.images if (a.get("alt") or "").startswith("Image ")]
+                choice = self.key.higher(versions[0]) if versions else None
+            elif task == "verify" and entry:
+                choice = "yes" if entry.correct else "no"
+            elif entry:
+                choice = str(entry.predicted_class if task == "simulate" else entry.true_class)
+        elif self.strategy == "always-agree":
+            choice = "yes" if task == "verify" else shown
+        elif self.strategy == "follow-model":
+            choice = "yes" if task == "verify" else (shown or (str(entry.predicted_class) if entry else None))
+        if choice not in options:
+            choice = self.rng.choice(options)
+        r.answered += 1
+        if entry is not None and task != "counterfactual":
+            right = {
+                "verify": str(entry.correct == (choice == "yes")),
+                "simulate": str(entry.predicted_class),
+                "classify": str(entry.true_class),
+            }[task]
+            r.correct += int(choice == right or right == "True")
+        return choice
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def local_server(settings: Settings, studies: dict[str, LoadedStudy] | None = None) -> Iterator[str]:
+    """A real uvicorn server on a free local port, in a thread, for as long as the block runs."""
+    import uvicorn
+
+    from app.main import create_app
+
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, studies), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def run_bots(
+    study: LoadedStudy,
+    n: int,
+    strategy: str,
+    url: str | None,
+    seed: int,
+    settings: Settings,
+    studies: dict[str, LoadedStudy] | None = None,
+) -> list[BotResult]:
+    """n bots, one after another, each with its own client (cookies) and Prolific-style id."""
+
+    def go(base: str) -> list[BotResult]:
+        out = []
+        for k in range(n):
+            with httpx.Client(base_url=base, timeout=30) as client:
+                bot = Bot(client, study, strategy, random.Random(f"{seed}:{k}"))
+                pid = f"bot{seed}x{k}x{random.Random(seed * 7919 + k).getrandbits(40):x}"
+                out.append(bot.run(f"{base}/s/{study.id}?PROLIFIC_PID={pid}&STUDY_ID=sim&SESSION_ID=s{k}"))
+        return out
+
+    if url:
+        return go(url.rstrip("/"))
+    with local_server(settings, studies) as base:
+        return go(base)

@@ -1,0 +1,126 @@
+"""Study-server sub-commands: `fieldmark serve`, `fieldmark db ...`, `fieldmark study ...`.
+
+No torch anywhere below: these run in the web image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from app.errors import AppError
+
+console = Console(stderr=True)
+db_app = typer.Typer(help="The study database: migrations.", no_args_is_help=True)
+study_app = typer.Typer(help="Study files: check them, list them, run bots through them.", no_args_is_help=True)
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", help="uvicorn worker processes.")] = 1,
+    upgrade: Annotated[bool, typer.Option("--upgrade/--no-upgrade", help="Migrate the database first.")] = True,
+) -> None:
+    """Serve the studies under FIELDMARK_STUDIES_DIR to participants."""
+    import uvicorn
+
+    from app.main import create_app
+    from app.migrate import upgrade as migrate
+    from app.settings import get_settings
+
+    settings = get_settings()
+    if upgrade:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        migrate(settings.db_url)
+    create_app(settings)  # load and check every study now: a broken study file stops here, clearly
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        proxy_headers=True,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database (FIELDMARK_DATABASE_URL, default SQLite under FIELDMARK_HOME) up to date."""
+    from app.migrate import upgrade
+    from app.settings import get_settings
+
+    settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.db_url)
+    console.print(f"database at {settings.db_url.split('@')[-1]} is up to date")
+
+
+@study_app.command("check")
+def study_check(files: Annotated[list[Path], typer.Argument(help="Study files (YAML).")]) -> None:
+    """Validate study files against their asset runs: fields, item counts and every asset needed."""
+    from app.settings import get_settings
+    from app.studies.loader import load_study
+
+    settings = get_settings()
+    failed: list[str] = []
+    for path in files:
+        try:
+            study = load_study(path, settings.assets_root, settings.secret_key)
+        except AppError as exc:
+            failed.append(str(exc))
+            continue
+        blocks = ", ".join(
+            f"{b.id} ({b.task}, {len(study.items[b.id][0])} items × {len(study.items[b.id])} sets)"
+            for b in study.spec.blocks
+        )
+        console.print(f"{path}: ok — {study.spec.title!r}, {len(study.spec.conditions)} conditions, blocks: {blocks}")
+    if failed:
+        raise AppError("\n".join(failed))
+
+
+@study_app.command("list")
+def study_list() -> None:
+    """The studies the server would serve, with their participant links."""
+    from app.settings import get_settings
+    from app.studies.loader import load_all
+
+    settings = get_settings()
+    for sid, study in load_all(settings.studies_dir, settings.assets_root, settings.secret_key).items():
+        console.print(f"{sid}: {study.spec.title} — {settings.base_url}/s/{sid}")
+
+
+@study_app.command("simulate")
+def study_simulate(
+    study: Annotated[str, typer.Argument(help="Study id.")],
+    participants: Annotated[int, typer.Option("--participants", "-n")] = 8,
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="random, oracle, always-agree or follow-model.")
+    ] = "random",
+    url: Annotated[str | None, typer.Option("--url", help="A running server; default: start one here.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Bots that take the study over real HTTP, as participants would (nothing is inserted directly)."""
+    from app.bots import STRATEGIES, run_bots
+    from app.settings import get_settings
+    from app.studies.loader import load_all
+
+    if strategy not in STRATEGIES:
+        raise AppError(f"--strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
+    if participants < 1:
+        raise AppError("--participants must be at least 1")
+    settings = get_settings()
+    studies = load_all(settings.studies_dir, settings.assets_root, settings.secret_key)
+    if study not in studies:
+        raise AppError(f"no study {study!r} under {settings.studies_dir}; known: {', '.join(sorted(studies))}")
+    results = run_bots(studies[study], participants, strategy, url, seed, settings)
+    done = sum(r.status == "completed" for r in results)
+    answered = sum(r.answered for r in results)
+    right = sum(r.correct for r in results)
+    console.print(
+        f"{done}/{len(results)} bots completed {study} ({strategy}); {answered} trials answered"
+        + (f", {right} right by the bots' own key" if strategy != "random" else "")
+    )

@@ -1,0 +1,54 @@
+"""The study server: `create_app()` builds it from settings, study files and asset runs."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from app.db import make_engine, session_factory, transaction
+from app.routes import assets, participant
+from app.services.studies import sync
+from app.settings import Settings, get_settings
+from app.studies.loader import LoadedStudy, load_all
+from app.web import ROOT, BodyLimit, SecurityHeaders, render
+
+
+def create_app(settings: Settings | None = None, studies: dict[str, LoadedStudy] | None = None) -> FastAPI:
+    """Load and check every study (refusing to start on any problem), then build the app."""
+    settings = settings or get_settings()
+    if studies is None:
+        studies = load_all(settings.studies_dir, settings.assets_root, settings.secret_key)
+    engine = make_engine(settings.db_url)
+    sessions = session_factory(engine)
+    with transaction(sessions) as session:
+        sync(session, studies)
+
+    app = FastAPI(title="Fieldmark", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.studies = studies
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
+    app.include_router(participant.router)
+    app.include_router(assets.router)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, object]:
+        return {"ok": True, "studies": sorted(studies)}
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        titles = {404: "Page not found", 405: "Not allowed", 413: "Too large", 422: "Not understood"}
+        return render(
+            request,
+            "error.html",
+            status=exc.status_code,
+            title=titles.get(exc.status_code, "Error"),
+            message=str(exc.detail) if exc.status_code != 404 else "There is nothing at this address.",
+        )
+
+    return app

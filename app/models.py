@@ -1,0 +1,150 @@
+"""Database tables (SQLAlchemy 2, typed). Migrations live in migrations/ (Alembic).
+
+Every participant and every response carries the study's content hash, so data can always be
+traced to the exact study file that produced it. One table holds every kind of answer; the
+step declarations say which fields each kind records (and generate the export's codebook).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, dt.datetime: DateTime(timezone=True)}
+
+
+class Study(Base):
+    """A study file as loaded: the current version; earlier versions live in study_snapshots."""
+
+    __tablename__ = "studies"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300))
+    assign_lock: Mapped[int] = mapped_column(Integer, default=0)  # bumped to serialise assignments
+    loaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class StudySnapshot(Base):
+    """Every version of every study file ever served, byte for byte."""
+
+    __tablename__ = "study_snapshots"
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    version: Mapped[int]
+    source: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Participant(Base):
+    __tablename__ = "participants"
+    __table_args__ = (UniqueConstraint("study_id", "external_pid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)  # the secret in the participant's link
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    study_hash: Mapped[str] = mapped_column(String(64))
+    condition: Mapped[str | None] = mapped_column(String(64))
+    item_set: Mapped[int | None]
+    seed: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20), default="started", index=True)
+    cursor: Mapped[int] = mapped_column(default=0)  # the page the participant is on
+    external_pid: Mapped[str | None] = mapped_column(String(64))
+    external_study: Mapped[str | None] = mapped_column(String(64))
+    external_session: Mapped[str | None] = mapped_column(String(64))
+    is_pilot: Mapped[bool] = mapped_column(Boolean, default=False)
+    end_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    assigned_at: Mapped[dt.datetime | None]
+    completed_at: Mapped[dt.datetime | None]
+
+    responses: Mapped[list[Response]] = relationship(back_populates="participant", order_by="Response.page")
+
+
+class Assignment(Base):
+    """The assignment log: who went to which condition, and the counts that decided it."""
+
+    __tablename__ = "assignments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    condition: Mapped[str] = mapped_column(String(64))
+    item_set: Mapped[int]
+    counts: Mapped[dict[str, Any]]
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Response(Base):
+    """One answered page: consent, questionnaire, attention check or trial (once per participant)."""
+
+    __tablename__ = "responses"
+    __table_args__ = (UniqueConstraint("participant_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    study_id: Mapped[str] = mapped_column(String(64), index=True)
+    study_hash: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(120))  # step id, or step id:trial index
+    page: Mapped[int]
+    step_id: Mapped[str] = mapped_column(String(64))
+    step_type: Mapped[str] = mapped_column(String(32))
+    phase: Mapped[str | None] = mapped_column(String(32))
+    task: Mapped[str | None] = mapped_column(String(32))
+    trial_index: Mapped[int | None]
+    condition: Mapped[str | None] = mapped_column(String(64))
+    item_id: Mapped[str | None] = mapped_column(String(64))
+    asset_id: Mapped[str | None] = mapped_column(String(200))  # the explanation shown, if any
+    explanation: Mapped[str | None] = mapped_column(String(32))  # what kind was shown
+    true_class: Mapped[int | None]
+    model_prediction: Mapped[int | None]
+    model_confidence: Mapped[float | None] = mapped_column(Float)
+    model_correct: Mapped[bool | None]
+    answer: Mapped[str | None] = mapped_column(String(200))
+    correct: Mapped[bool | None]
+    confidence: Mapped[int | None]
+    first_answer: Mapped[str | None] = mapped_column(String(200))  # two-stage: before the model's advice
+    first_correct: Mapped[bool | None]
+    first_confidence: Mapped[int | None]
+    values: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # questionnaire answers and the like
+    onset_ms: Mapped[float | None] = mapped_column(Float)  # client performance.now() at stimulus onset
+    response_ms: Mapped[float | None] = mapped_column(Float)
+    first_onset_ms: Mapped[float | None] = mapped_column(Float)
+    first_response_ms: Mapped[float | None] = mapped_column(Float)
+    rt_ms: Mapped[float | None] = mapped_column(Float)
+    complete: Mapped[bool] = mapped_column(Boolean, default=True)  # False between the stages of a two-stage trial
+    first_received_at: Mapped[dt.datetime | None]
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    participant: Mapped[Participant] = relationship(back_populates="responses")
+
+
+class Event(Base):
+    """Things worth knowing that are not answers: an image that failed to load, a timeout."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    study_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    page: Mapped[int | None]
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)

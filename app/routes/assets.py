@@ -1,0 +1,29 @@
+"""Asset files under opaque names: /asset/{token}. A name never says what the file shows."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+from starlette.responses import Response
+
+router = APIRouter()
+TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
+
+
+@router.get("/asset/{token}")
+def asset(request: Request, token: str) -> Response:
+    for study in request.app.state.studies.values():
+        path = study.assets.by_token.get(token) if study.assets else None
+        if path is not None:
+            media = TYPES.get(path.suffix.lower())
+            if media is None or not path.is_file():
+                break
+            # private: the participant's browser may cache it, shared caches may not
+            return FileResponse(
+                path,
+                media_type=media,
+                headers={"Cache-Control": "private, max-age=86400"},
+                content_disposition_type="inline",
+                filename="asset" + path.suffix,
+            )
+    return Response("No such file.", status_code=404, media_type="text/plain")

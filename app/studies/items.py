@@ -1,0 +1,108 @@
+"""Which images each block shows, and in which order: pure functions of the study and the run.
+
+Items are drawn per block from the run's images, stratified by model correctness and spread
+evenly over classes, in a seeded order; later blocks never reuse an earlier block's images.
+With `sets: K` a block's items form K equal, equally stratified sets that rotate across the
+participants of each condition (a Latin square over sets × conditions).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from app.assets.manifest import ImageEntry, Manifest, SagGraph, SagQuestion
+from app.studies.schema import Trials
+
+
+@dataclass(frozen=True)
+class Item:
+    key: str  # image id, or image id + question for counterfactual items
+    image_id: int
+    true_class: int
+    predicted_class: int
+    confidence: float
+    model_correct: bool
+    question: SagQuestion | None = None
+
+
+def _item(e: ImageEntry, question: SagQuestion | None = None) -> Item:
+    return Item(
+        question.id if question else str(e.image_id),
+        e.image_id,
+        e.true_class,
+        e.predicted_class,
+        e.probabilities[e.predicted_class],
+        e.correct,
+        question,
+    )
+
+
+def _spread(pool: list[ImageEntry], n: int, rng: random.Random) -> list[ImageEntry]:
+    """n entries spread as evenly as possible over classes (round-robin in a seeded class order)."""
+    by_class: dict[int, list[ImageEntry]] = {}
+    for e in pool:
+        by_class.setdefault(e.true_class, []).append(e)
+    for v in by_class.values():
+        rng.shuffle(v)
+    order = sorted(by_class)
+    rng.shuffle(order)
+    out: list[ImageEntry] = []
+    while len(out) < n and any(by_class.values()):
+        for c in order:
+            if by_class[c] and len(out) < n:
+                out.append(by_class[c].pop())
+    return out
+
+
+class SelectionError(ValueError):
+    pass
+
+
+def select(
+    manifest: Manifest, block: Trials, seed: int, used: set[int], questions: dict[int, SagGraph] | None = None
+) -> list[list[Item]]:
+    """The block's item sets (block.items.sets of them), each with the requested counts."""
+    spec = block.items
+    rng = random.Random(f"{seed}:{block.id}")
+    classes = set(spec.classes) if spec.classes else {c.id for c in manifest.classes}
+    pool = [
+        e
+        for e in manifest.images
+        if e.image_id not in used and e.true_class in classes and (spec.split == "any" or e.split == spec.split)
+    ]
+    if block.task == "counterfactual":
+        pool = [e for e in pool if questions and e.image_id in questions and _question(questions[e.image_id], spec)]
+    chosen = []
+    for want_correct, n in ((True, spec.correct), (False, spec.incorrect)):
+        need = n * spec.sets
+        candidates = [e for e in pool if e.correct == want_correct]
+        if len(candidates) < need:
+            kind = "the model gets right" if want_correct else "the model gets wrong"
+            raise SelectionError(
+                f"block {block.id!r} needs {need} images {kind} (split {spec.split}), "
+                f"but the run has {len(candidates)} unused ones; explain more images "
+                "or ask for fewer"
+            )
+        chosen.append(_spread(candidates, need, rng))
+    sets: list[list[Item]] = [[] for _ in range(spec.sets)]
+    for group in chosen:
+        for k, e in enumerate(group):
+            q = _question(questions[e.image_id], spec) if block.task == "counterfactual" and questions else None
+            sets[k % spec.sets].append(_item(e, q))
+    return sets
+
+
+def _question(graph: SagGraph, spec: object) -> SagQuestion | None:
+    hidden_only = getattr(spec, "hidden_answers_only", True)
+    for q in graph.questions:
+        if not hidden_only or not q.answer_in_diagram:
+            return q
+    return None
+
+
+def order(items: list[Item], participant_seed: int, block_id: str) -> list[Item]:
+    """The participant's own shuffled order of a block (the seed is stored with the participant)."""
+    out = list(items)
+    random.Random(f"{participant_seed}:{block_id}").shuffle(out)
+    return out

@@ -1,0 +1,241 @@
+"""Load a study file: parse, validate with line numbers, select items, check every asset.
+
+`load_study` either returns a study that can be served as it stands, or raises StudyError
+listing every problem: YAML syntax, unknown step types or fields (with file, line and field),
+item counts the run cannot satisfy, and every asset a condition needs that the run lacks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from app.assets.manifest import Concepts, Examples, Heatmap, ImageEntry, Manifest, Sag, SagGraph, load, load_graph
+from app.errors import StudyError
+from app.studies.items import Item, SelectionError, select
+from app.studies.schema import Condition, Instructions, StudySpec
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The line (1-based) of the deepest YAML node the pydantic error location reaches."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
+            if match is None:
+                continue  # a union tag such as 'trials' in ('steps', 3, 'trials', 'items')
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            continue
+        line = node.start_mark.line + 1
+    return line
+
+
+def _field(loc: tuple[Any, ...], doc: Any) -> str:
+    """A readable field path: steps[3].items.correct (union tags left out)."""
+    out = ""
+    cur = doc
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            cur = cur[part] if isinstance(cur, list) and part < len(cur) else None
+        elif isinstance(cur, dict) and part in cur:
+            out += f".{part}" if out else str(part)
+            cur = cur[part]
+    return out or "(top level)"
+
+
+def parse(path: Path) -> tuple[StudySpec, str, str]:
+    """Validate a study file; returns (spec, source text, content hash)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise StudyError(str(path), [f"cannot be read ({exc.strerror or exc})"]) from None
+    source = raw.decode("utf-8", errors="replace")
+    try:
+        node = yaml.compose(source)
+        doc = yaml.safe_load(source)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise StudyError(str(path), [f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    if not isinstance(doc, dict):
+        raise StudyError(str(path), [f"{path}:1: a study file is a mapping of fields (id, title, steps, ...)"])
+    try:
+        spec = StudySpec.model_validate(doc)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            line = _line_of(node, loc)
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "union_tag_invalid":
+                msg = f"unknown step type {err['input'].get('type')!r}" if isinstance(err["input"], dict) else msg
+            problems.append(f"{path}:{line}: {_field(loc, doc)}: {msg}")
+        raise StudyError(str(path), problems) from None
+    return spec, source, hashlib.sha256(raw).hexdigest()
+
+
+class AssetIndex:
+    """Opaque, unguessable names for the files a study serves: a URL never says which image,
+    method or class a file belongs to."""
+
+    def __init__(self, secret: str, run: Path) -> None:
+        self.secret = secret.encode()
+        self.run = run
+        self.by_token: dict[str, Path] = {}
+        self.by_path: dict[str, str] = {}
+
+    def token(self, rel: str) -> str:
+        if rel not in self.by_path:
+            digest = hmac.new(self.secret, f"{self.run.name}/{rel}".encode(), hashlib.sha256).digest()
+            token = base64.urlsafe_b64encode(digest[:18]).decode()
+            self.by_path[rel] = token
+            self.by_token[token] = self.run / rel
+        return self.by_path[rel]
+
+    def url(self, rel: str) -> str:
+        return f"/asset/{self.token(rel)}"
+
+
+@dataclass
+class LoadedStudy:
+    spec: StudySpec
+    path: Path
+    source: str
+    content_hash: str
+    run: Path
+    manifest: Manifest
+    items: dict[str, list[list[Item]]]  # block id -> item sets
+    graphs: dict[int, SagGraph]  # image id -> SAG document (for SAG conditions and counterfactuals)
+    entries: dict[int, ImageEntry] = field(default_factory=dict)
+    assets: AssetIndex | None = None
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+
+def explanation_for(entry: ImageEntry, condition: Condition) -> Heatmap | Concepts | Sag | Examples | None:
+    kind = {"heatmap": condition.method, "concepts": "xnn", "sag": "sag", "examples": "examples"}
+    method = kind.get(condition.explanation)
+    return entry.explanation(method, "predicted") if method else None
+
+
+def _files(e: Heatmap | Concepts | Sag | Examples) -> list[str]:
+    if isinstance(e, Heatmap):
+        return [e.overlay]
+    if isinstance(e, Concepts):
+        return [e.card, *(c.overlay for c in e.significant)]
+    if isinstance(e, Sag):
+        return [e.diagram_svg, *e.files]
+    return [n.image for n in e.neighbours]
+
+
+def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
+    """Everything needed to serve a study, or StudyError with every problem found."""
+    spec, source, content_hash = parse(path)
+    problems: list[str] = []
+    run = assets_root / spec.assets
+    try:
+        manifest = load(run)
+    except FileNotFoundError:
+        raise StudyError(
+            str(path),
+            [
+                f"assets: run {spec.assets!r} not found at {run}; build it with "
+                "'fieldmark explain --out ...' or 'make demo'"
+            ],
+        ) from None
+    except ValidationError as exc:
+        raise StudyError(str(path), [f"assets: {run / 'manifest.json'} is not a valid manifest ({exc})"]) from None
+    entries = {e.image_id: e for e in manifest.images}
+    graphs: dict[int, SagGraph] = {}
+    for e in manifest.images:
+        sag = e.explanation("sag", "predicted")
+        if isinstance(sag, Sag) and (run / sag.graph).is_file():
+            graphs[e.image_id] = load_graph(run, sag)
+    known_classes = {c.id for c in manifest.classes}
+    items: dict[str, list[list[Item]]] = {}
+    used: set[int] = set()
+    for block in spec.blocks:
+        for cls in (block.choices or []) + (block.items.classes or []):
+            if cls not in known_classes:
+                problems.append(f"{path}: steps.{block.id}: class {cls} is not in run {spec.assets!r}")
+        try:
+            items[block.id] = select(manifest, block, spec.seed, used, graphs)
+        except SelectionError as exc:
+            problems.append(f"{path}: steps.{block.id}.items: {exc}")
+            continue
+        used |= {it.image_id for s in items[block.id] for it in s}
+    index = AssetIndex(secret, run)
+    missing: dict[str, list[int]] = {}
+    for block in spec.blocks:
+        for it in (i for s in items.get(block.id, []) for i in s):
+            entry = entries[it.image_id]
+            index.token(entry.image)
+            if it.question:
+                for v in (it.question.a, it.question.b):
+                    index.token(v.image)
+            for condition in spec.conditions if (block.explanation or block.two_stage) else []:
+                if condition.explanation == "none":
+                    continue
+                found = explanation_for(entry, condition)
+                label = condition.method or condition.explanation
+                if found is None:
+                    missing.setdefault(f"{label} explanations (condition {condition.id}, block {block.id})", []).append(
+                        it.image_id
+                    )
+                    continue
+                for f in _files(found):
+                    index.token(f)
+    for what, ids in missing.items():
+        problems.append(
+            f"{path}: run {spec.assets!r} lacks {what} for images {sorted(ids)[:12]}"
+            f"{' and more' if len(ids) > 12 else ''}"
+        )
+    if manifest.xnn is not None and any(c.explanation == "concepts" for c in spec.conditions):
+        for cc in manifest.xnn.classes:
+            for ci in cc.concepts:
+                for g in ci.gallery:
+                    index.token(g.overlay)
+    for step in spec.steps:
+        if isinstance(step, Instructions):
+            for img in step.images:
+                if not (run / img).is_file():
+                    problems.append(f"{path}: steps.{step.id}.images: {img} is not in run {spec.assets!r}")
+                else:
+                    index.token(img)
+    absent = [rel for rel, tok in index.by_path.items() if not index.by_token[tok].is_file()]
+    if absent:
+        problems.append(f"{path}: run {spec.assets!r} lists files that are missing: {absent[:8]}")
+    if problems:
+        raise StudyError(str(path), problems)
+    return LoadedStudy(spec, path, source, content_hash, run, manifest, items, graphs, entries, index)
+
+
+def load_all(studies_dir: Path, assets_root: Path, secret: str) -> dict[str, LoadedStudy]:
+    """Every *.yaml under studies_dir; refuses to start if any is broken or two share an id."""
+    out: dict[str, LoadedStudy] = {}
+    errors: list[str] = []
+    for path in sorted(studies_dir.glob("*.yaml")):
+        try:
+            study = load_study(path, assets_root, secret)
+        except StudyError as exc:
+            errors += [str(exc)]
+            continue
+        if study.id in out:
+            errors.append(f"{path}: study id {study.id!r} is also used by {out[study.id].path}")
+        out[study.id] = study
+    if errors:
+        raise StudyError(str(studies_dir), errors)
+    return out

@@ -1,0 +1,44 @@
+"""A participant's study as a flat list of pages; the server keeps one cursor into it.
+
+The list is a pure function of (study, condition, item set, participant seed), so it never
+needs storing: a refresh, the back button or a typed URL all land on page `cursor`. Before a
+participant is assigned a condition, only the pages up to the first condition-dependent step
+exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.studies.items import Item, order
+from app.studies.loader import LoadedStudy
+from app.studies.schema import Step, Trials
+
+
+@dataclass(frozen=True)
+class Page:
+    index: int
+    step: Step
+    key: str  # the response key: step id, or step id:trial number
+    trial: int | None = None  # 0-based within the block
+    block_size: int | None = None
+    item: Item | None = None
+
+
+def plan(study: LoadedStudy, condition: str | None, item_set: int | None, seed: int) -> list[Page]:
+    pages: list[Page] = []
+    for step in study.spec.steps:
+        if condition is None and study.spec.needs_condition(step):
+            break
+        if isinstance(step, Trials):
+            sets = study.items[step.id]
+            items = order(sets[(item_set or 0) % len(sets)], seed, step.id)
+            pages += [Page(len(pages) + k, step, f"{step.id}:{k}", k, len(items), it) for k, it in enumerate(items)]
+        else:
+            pages.append(Page(len(pages), step, step.id))
+    return pages
+
+
+def page_count(study: LoadedStudy) -> int:
+    """How many pages every participant sees (the same in every condition): for progress bars."""
+    return sum(b.items.correct + b.items.incorrect if isinstance(b, Trials) else 1 for b in study.spec.steps)
