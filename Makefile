@@ -33,7 +33,7 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: bench-data bench-explain ## Every CPU benchmark; results go to docs/benchmarks.md
+bench: bench-data bench-explain bench-web ## Every CPU benchmark; results go to docs/benchmarks.md
 
 bench-data: $(STAMP) ## Synthesis speed, training time and accuracy -> docs/benchmarks.md
 	$(PY) -m benchmarks.data
@@ -41,10 +41,13 @@ bench-data: $(STAMP) ## Synthesis speed, training time and accuracy -> docs/benc
 bench-explain: $(STAMP) ## Heatmap methods: faithfulness, localisation, speed (CPU, ~1 h) -> docs/benchmarks.md
 	$(PY) -m benchmarks.explain
 
+bench-web: $(STAMP) ## 300 simulated participants against uvicorn (SQLite, PostgreSQL) -> docs/benchmarks.md
+	$(PY) -m benchmarks.web
+
 bench-explain-gpu: $(STAMP) ## I-GOS / iGOS++ timing on ResNet-50 (needs CUDA) -> var/bench/gpu.md
 	$(PY) -m benchmarks.explain_gpu
 
 clean: ## Remove generated data, models and caches (keeps .venv)
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install demo test lint format bench bench-data bench-explain bench-explain-gpu clean
+.PHONY: help install demo test lint format bench bench-data bench-explain bench-explain-gpu bench-web clean

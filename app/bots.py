@@ -50,13 +50,14 @@ class PageParser(HTMLParser):
         self.model_says = ""
         self.task: str | None = None
         self.labels: dict[str, str] = {}
-        self._in: list[str] = []
+        self._in: list[tuple[str, str]] = []  # open elements: (tag, class)
         self._last_radio: str | None = None
 
     def handle_starttag(self, tag: str, attrs_list: list[tuple[str, str | None]]) -> None:
         a = dict(attrs_list)
         cls = a.get("class") or ""
-        self._in.append(cls if tag in ("p", "span", "label") else tag)
+        if tag not in ("input", "img", "br", "meta", "link"):
+            self._in.append((tag, cls))
         if tag == "form":
             self.forms.append(Form(action=a.get("action") or ""))
             if "trial-form" in cls:
@@ -89,12 +90,12 @@ class PageParser(HTMLParser):
     def handle_data(self, data: str) -> None:
         if not self._in:
             return
-        here = self._in[-1]
-        if here == "h1":
+        tag = self._in[-1][0]
+        if tag == "h1":
             self.h1 += data.strip()
-        elif "model-says" in " ".join(self._in) and here == "strong":
+        elif tag == "strong" and any("model-says" in c for _, c in self._in):
             self.model_says += data.strip()
-        elif here == "span" and self._last_radio is not None and data.strip():
+        elif tag == "span" and self._last_radio is not None and data.strip():
             self.labels.setdefault(self._last_radio, data.strip())
 
 
@@ -138,12 +139,14 @@ class Bot:
         self.client, self.study, self.strategy, self.rng = client, study, strategy, rng
         self.key = Key(study) if strategy in ("oracle", "follow-model") else None
         self.names = {c.name: str(c.id) for c in study.manifest.classes}
+        self.last_html = ""
 
     def run(self, entry: str, max_pages: int = 500) -> BotResult:
         r = BotResult()
         resp = self.client.get(entry, follow_redirects=True)
         for _ in range(max_pages):
             r.pages += 1
+            self.last_html = resp.text
             m = re.search(r"/p/([^/?#]+)", str(resp.url))
             r.code = m.group(1) if m else r.code
             page = PageParser()

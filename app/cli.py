@@ -15,7 +15,10 @@ from app.errors import AppError
 
 console = Console(stderr=True)
 db_app = typer.Typer(help="The study database: migrations.", no_args_is_help=True)
-study_app = typer.Typer(help="Study files: check them, list them, run bots through them.", no_args_is_help=True)
+study_app = typer.Typer(
+    help="Study files: check them, list them, run bots through them, plan power.", no_args_is_help=True
+)
+researcher_app = typer.Typer(help="Researcher accounts.", no_args_is_help=True)
 
 
 def serve(
@@ -124,3 +127,111 @@ def study_simulate(
         f"{done}/{len(results)} bots completed {study} ({strategy}); {answered} trials answered"
         + (f", {right} right by the bots' own key" if strategy != "random" else "")
     )
+
+
+def _loaded(study: str):  # type: ignore[no-untyped-def]
+    from app.settings import get_settings
+    from app.studies.loader import load_all
+
+    settings = get_settings()
+    studies = load_all(settings.studies_dir, settings.assets_root, settings.secret_key)
+    if study not in studies:
+        raise AppError(f"no study {study!r} under {settings.studies_dir}; known: {', '.join(sorted(studies))}")
+    return settings, studies[study]
+
+
+@researcher_app.command("add")
+def researcher_add(
+    email: Annotated[str, typer.Argument(help="The researcher's e-mail address (their login).")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Create a researcher account; without --password-stdin a password is generated and printed once."""
+    import sys
+
+    from app.db import make_engine, session_factory, transaction
+    from app.services.accounts import add_researcher
+    from app.settings import get_settings
+
+    settings = get_settings()
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    engine = make_engine(settings.db_url)
+    with transaction(session_factory(engine)) as session:
+        _, used = add_researcher(session, email, password)
+    engine.dispose()
+    console.print(f"researcher {email} added; log in at {settings.base_url}/r/login")
+    if not password_stdin:
+        print(f"password (shown once): {used}")
+
+
+def export(
+    study: Annotated[str, typer.Argument(help="Study id.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the files into.")],
+    raw_ids: Annotated[bool, typer.Option("--raw-ids", help="Also export raw Prolific ids (personal data).")] = False,
+    include_pilots: Annotated[bool, typer.Option("--include-pilots")] = False,
+) -> None:
+    """trials.csv, participants.csv, codebook.md/.json and the exact study file."""
+    from app.db import make_engine, session_factory
+    from app.export.files import export as write
+
+    settings, loaded = _loaded(study)
+    engine = make_engine(settings.db_url)
+    with session_factory(engine)() as session:
+        files = write(session, loaded, out, settings.secret_key, raw_ids, include_pilots)
+    engine.dispose()
+    for f in files:
+        console.print(str(f))
+
+
+def analyse(
+    study: Annotated[str, typer.Argument(help="Study id.")],
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the report as HTML here.")] = None,
+) -> None:
+    """Accuracy by condition, reliance, response times, calibration and the mixed model."""
+    from app.analysis import report as R
+    from app.db import make_engine, session_factory
+
+    settings, loaded = _loaded(study)
+    engine = make_engine(settings.db_url)
+    with session_factory(engine)() as session:
+        rep = R.build(session, loaded)
+    engine.dispose()
+    print(R.text(rep))
+    if html is not None:
+        from app.util import atomic_write
+        from app.web import templates
+
+        page = templates.get_template("analysis_standalone.html").render(
+            study=loaded.spec, rep=rep, chart=R.bars_svg(rep.accuracy, title="Accuracy by condition")
+        )
+        atomic_write(html, [page])
+        console.print(f"report written to {html}")
+
+
+@study_app.command("power")
+def study_power(
+    study: Annotated[str, typer.Argument(help="Study id.")],
+    accuracy: Annotated[str, typer.Option("--accuracy", help="Assumed accuracy per condition: none=0.60,heatmap=0.68")],
+    participants: Annotated[
+        str, typer.Option("--participants", help="Sizes: START:STOP:STEP (per study).")
+    ] = "20:200:20",
+    simulations: Annotated[int, typer.Option("--simulations")] = 200,
+    participant_sd: Annotated[float, typer.Option("--participant-sd", help="Log-odds sd between people.")] = 0.5,
+    item_sd: Annotated[float, typer.Option("--item-sd", help="Log-odds sd between items.")] = 0.5,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write the power curves as SVG here.")] = None,
+) -> None:
+    """Power by simulation: the chance of detecting each difference, per number of participants."""
+    from app.analysis.power import parse_accuracy, parse_sizes, power_table, svg_plot
+
+    _, loaded = _loaded(study)
+    acc = parse_accuracy(accuracy, [c.id for c in loaded.spec.conditions])
+    sizes = parse_sizes(participants)
+    if simulations < 1:
+        raise AppError("--simulations must be at least 1")
+    table = power_table(loaded, acc, sizes, simulations, participant_sd, item_sd, seed)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if plot is not None:
+        from app.util import atomic_write
+
+        atomic_write(plot, [svg_plot(table)])
+        console.print(f"plot written to {plot}")

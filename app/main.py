@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from app.db import make_engine, session_factory, transaction
-from app.routes import assets, participant
+from app.routes import assets, participant, researcher
 from app.services.studies import sync
 from app.settings import Settings, get_settings
 from app.studies.loader import LoadedStudy, load_all
@@ -35,6 +36,17 @@ def create_app(settings: Settings | None = None, studies: dict[str, LoadedStudy]
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
     app.include_router(participant.router)
     app.include_router(assets.router)
+    app.include_router(researcher.router)
+
+    @app.exception_handler(researcher.LoginRequired)
+    def login_required(request: Request, exc: researcher.LoginRequired) -> Response:
+        if request.headers.get("HX-Request"):
+            return Response(status_code=401, headers={"HX-Redirect": "/r/login"})
+        return RedirectResponse("/r/login", status_code=303)
+
+    @app.exception_handler(PermissionError)
+    def forbidden(request: Request, exc: PermissionError) -> Response:
+        return render(request, "error.html", status=403, title="Not allowed", message=str(exc))
 
     @app.get("/healthz")
     def healthz() -> dict[str, object]:

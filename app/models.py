@@ -148,3 +148,23 @@ class Event(Base):
     page: Mapped[int | None]
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Researcher(Base):
+    __tablename__ = "researchers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    session_epoch: Mapped[int] = mapped_column(default=0)  # bumped at logout: old cookies stop working
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[dt.datetime | None]
+
+
+class LoginAttempt(Base):
+    """Recent login attempts, for rate limiting across every worker and replica."""
+
+    __tablename__ = "login_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), index=True)  # "email:<address>" or "ip:<address>"
+    success: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

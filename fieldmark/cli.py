@@ -7,10 +7,11 @@ module assembles them and turns every user error into one line on stderr and exi
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
-from app.cli import db_app, serve, study_app
+from app.cli import analyse, db_app, export, researcher_app, serve, study_app
 from app.errors import AppError
 from pipeline.cli import data_app, explain_app, model_app
 from pipeline.errors import PipelineError
@@ -27,7 +28,10 @@ app.add_typer(model_app, name="model")
 app.add_typer(explain_app, name="explain")
 app.add_typer(study_app, name="study")
 app.add_typer(db_app, name="db")
+app.add_typer(researcher_app, name="researcher")
 app.command("serve")(serve)
+app.command("export")(export)
+app.command("analyse")(analyse)
 
 USER_ERRORS: tuple[type[Exception], ...] = (PipelineError, AppError)
 # Typer vendors its own click; reach its exception classes through a public one.
@@ -37,12 +41,14 @@ ClickException: type[Exception] = _CLICK["ClickException"]
 
 
 @app.command("demo")
-def demo() -> None:
-    """Build the demo data, model and reports under FIELDMARK_HOME (cached after the first run)."""
+def demo(
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the studies at the end.")] = True,
+) -> None:
+    """Build the demo data, model, explanations and studies under FIELDMARK_HOME (cached), then serve."""
     from fieldmark.demo import run_demo
     from pipeline.provenance import home
 
-    run_demo(home())
+    run_demo(home(), serve)
 
 
 def fail(message: str) -> int:

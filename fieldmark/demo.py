@@ -1,11 +1,13 @@
-"""`fieldmark demo`: build everything the demo needs, reusing whatever a previous run built.
+"""`fieldmark demo`: build everything the shipped studies need, then serve them.
 
-Each step checks its output before doing work, so a second run takes seconds. Benchmarks
-reuse `ensure_data` and `ensure_model`, so they measure the same data and model.
+Each step checks its output before doing work, so a second run starts serving in seconds.
+Benchmarks reuse `ensure_data` and `ensure_model`, so they measure the same data and model.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 from rich.console import Console
@@ -16,6 +18,9 @@ console = Console(stderr=True)
 
 PER_CLASS = 250  # 150 training and 100 test images per species
 SEED = 0
+RUN = "demo"  # the asset run the shipped studies name
+CORRECT_PER_CLASS, WRONG_PER_CLASS = 4, 2  # the images the studies draw their items from
+DEMO_METHODS = ["igospp", "sag", "xnn", "examples"]
 
 
 def data_path(home: Path) -> Path:
@@ -66,33 +71,94 @@ def ensure_model(home: Path) -> Path:
     return model
 
 
-def run_demo(home: Path) -> None:
-    from pipeline.data.cub import read_dataset
-    from pipeline.data.preview import write_previews
-    from pipeline.models import checkpoint
+def ensure_reports(home: Path) -> Path:
+    """Evaluation reports and the predictions table, redone only for a new model."""
     from pipeline.models.run import evaluate_model, predict_table
+    from pipeline.provenance import file_hash
 
+    model, data = model_path(home), data_path(home)
     reports = home / "reports" / "gulls-compact"
-    console.rule("1/4 field-mark gulls")
-    data = ensure_data(home)
-    console.rule("2/4 classifier")
-    model = ensure_model(home)
-    meta = checkpoint.load(model).meta
-
-    console.rule("3/4 evaluation and predictions")
-    s = evaluate_model(model, data, reports, "test", "auto")
-    predict_table(model, data, reports / "predictions.csv", "all", "auto")
-    console.print(
-        f"test accuracy {s['accuracy']:.1%} on {s['n']} images (trained in "
-        f"{meta['metrics']['train_seconds']:.0f} s); commonest confusions:"
-    )
+    metrics = reports / "metrics.json"
+    if not metrics.is_file() or json.loads(metrics.read_text()).get("model_hash") != file_hash(model):
+        evaluate_model(model, data, reports, "test", "auto")
+        predict_table(model, data, reports / "predictions.csv", "test", "auto")
+    s = json.loads(metrics.read_text())
+    console.print(f"test accuracy {s['accuracy']:.1%} on {s['n']} images; commonest confusions:")
     for c in s["top_confusions"][:4]:
         console.print(f"  {c['count']:3d} × {c['true']} taken for {c['predicted']}")
+    return reports
 
-    console.rule("4/4 previews")
-    if not (data / "preview" / "contact_sheet.png").is_file():
-        write_previews(read_dataset(data), data / "preview")
-    console.print(f"contact sheet and field-mark guides in {data / 'preview'}")
-    console.print(f"confusion matrix: {reports / 'confusion_matrix.png'}")
-    console.print(f"predictions table: {reports / 'predictions.csv'}")
-    console.print("\nNext: explanations and the study server are on their way; see the README's roadmap.")
+
+def study_images(predictions: Path) -> list[int]:
+    """The test images the demo explains: per species the first few the model gets right and a
+    couple it gets wrong, so every shipped study finds right and wrong items to show."""
+    rows = list(csv.DictReader(predictions.open()))
+    chosen: list[int] = []
+    for cid in sorted({int(r["true_class_id"]) for r in rows}):
+        mine = [r for r in rows if int(r["true_class_id"]) == cid]
+        chosen += [int(r["image_id"]) for r in mine if r["correct"] == "1"][:CORRECT_PER_CLASS]
+        chosen += [int(r["image_id"]) for r in mine if r["correct"] == "0"][:WRONG_PER_CLASS]
+    return chosen
+
+
+def ensure_assets(home: Path, reports: Path) -> Path:
+    """The explanation assets of exactly the images the studies use (resumable), and the guides."""
+    from pipeline.data.preview import field_mark_guide
+    from pipeline.data.species import SPECIES
+    from pipeline.explain import ExplainConfig, explain
+
+    run = home / "assets" / RUN
+    cfg = ExplainConfig(
+        model=model_path(home),
+        data=data_path(home),
+        out=run,
+        methods=DEMO_METHODS,
+        images=study_images(reports / "predictions.csv"),
+        explain_true=False,
+        protocols=("igos",),
+    )
+    with progress_bar("explaining") as update:
+        manifest = explain(cfg, lambda i, n, phase: update(i, n, phase))
+    guides = run / "guides"
+    guides.mkdir(exist_ok=True)
+    for sp in SPECIES:
+        path = guides / f"guide_{sp.cub_id:03d}_{sp.name}.png"
+        if not path.is_file():
+            field_mark_guide(sp).save(path)
+    console.print(f"{run}: {len(manifest.images)} images explained with {', '.join(DEMO_METHODS)}")
+    return run
+
+
+def run_demo(home: Path, serve: bool = True) -> None:
+    import os
+
+    console.rule("1/5 field-mark gulls")
+    data = ensure_data(home)
+    console.rule("2/5 classifier")
+    ensure_model(home)
+    console.rule("3/5 evaluation and predictions")
+    reports = ensure_reports(home)
+    console.rule("4/5 explanations for the shipped studies")
+    ensure_assets(home, reports)
+    preview = data / "preview"
+    if not (preview / "contact_sheet.png").is_file():
+        from pipeline.data.cub import read_dataset
+        from pipeline.data.preview import write_previews
+
+        write_previews(read_dataset(data), preview)
+    console.rule("5/5 study server")
+    os.environ.setdefault("FIELDMARK_HOME", str(home))
+    from app.migrate import upgrade
+    from app.settings import get_settings
+    from app.studies.loader import load_all
+
+    settings = get_settings()
+    upgrade(settings.db_url)
+    studies = load_all(settings.studies_dir, settings.assets_root, settings.secret_key)
+    for sid, study in studies.items():
+        console.print(f"[bold]{study.spec.title}[/bold]\n  participant link: {settings.base_url}/s/{sid}")
+    if serve:
+        from app.cli import serve as serve_command
+
+        console.print(f"\nServing on {settings.base_url} (Ctrl-C to stop)")
+        serve_command(upgrade=False)

@@ -56,7 +56,7 @@
 
   function initCompletion(root) {
     const link = root.querySelector("a[data-redirect]");
-    if (link) setTimeout(function () { location.href = link.href; }, 1500);
+    if (link) setTimeout(function () { location.href = link.href; }, 3000);
   }
 
   function init(root) {

@@ -7,7 +7,6 @@ disc around each visible point). Saliency is non-negative and at the image's res
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 TOLERANCE = 15  # pixels: the usual pointing-game tolerance
 
@@ -19,18 +18,18 @@ def energy(saliency: np.ndarray, mask: np.ndarray) -> float:
     return float(s[mask].sum() / total) if total > 0 else 0.0
 
 
-def _disc(radius: int) -> np.ndarray:
-    y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1]
-    return (x**2 + y**2) <= radius**2
-
-
 def pointing_hit(saliency: np.ndarray, mask: np.ndarray, tolerance: int = TOLERANCE) -> bool:
     """The saliency peak (first in row-major order on ties) lies within `tolerance` px of the mask."""
     if not mask.any():
         return False
     y, x = np.unravel_index(int(np.argmax(saliency)), saliency.shape)
-    near = ndimage.binary_dilation(mask, structure=_disc(tolerance)) if tolerance > 0 else mask
-    return bool(near[y, x])
+    if mask[y, x]:
+        return True
+    if tolerance <= 0:
+        return False
+    # distance from the peak to the nearest mask pixel (a disc of radius `tolerance` around the part)
+    ys, xs = np.nonzero(mask)
+    return bool(((ys - y) ** 2 + (xs - x) ** 2).min() <= tolerance**2)
 
 
 def point_mask(shape: tuple[int, int], x: float, y: float, radius: int = TOLERANCE) -> np.ndarray:

@@ -75,6 +75,13 @@ def build_demo_run(root: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def assets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # FIELDMARK_TEST_RUN_CACHE (a developer's shortcut, unset in CI) reuses a run built earlier
+    cache = os.environ.get("FIELDMARK_TEST_RUN_CACHE")
+    if cache and (Path(cache) / "assets" / "demo" / "manifest.json").is_file():
+        return Path(cache) / "assets"
+    if cache:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        return build_demo_run(Path(cache))
     return build_demo_run(tmp_path_factory.mktemp("demo-run"))
 
 

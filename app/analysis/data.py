@@ -1,0 +1,162 @@
+"""The study's data as tables: one row per answered trial, one row per participant.
+
+Exclusion rules come from the study file and are *flagged* (never applied to the raw data);
+the analysis applies them and says how many participants each rule removed. Pilot
+participants (researcher previews) are left out unless asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Participant, Response
+from app.studies.loader import LoadedStudy
+
+
+def pseudonym(secret: str, study_id: str, external: str | None, participant_id: int) -> str:
+    """A keyed hash: stable for a person within a study, meaningless outside it."""
+    raw = external or f"participant-{participant_id}"
+    return hmac.new(secret.encode(), f"{study_id}:{raw}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def participants_frame(session: Session, study: LoadedStudy, include_pilots: bool = False) -> pd.DataFrame:
+    q = select(Participant).where(Participant.study_id == study.id)
+    if not include_pilots:
+        q = q.where(Participant.is_pilot.is_(False))
+    rows = []
+    for p in session.scalars(q.order_by(Participant.id)):
+        rows.append(
+            {
+                "participant_id": p.id,
+                "condition": p.condition,
+                "status": p.status,
+                "item_set": p.item_set,
+                "external_pid": p.external_pid,
+                "external_study": p.external_study,
+                "external_session": p.external_session,
+                "is_pilot": p.is_pilot,
+                "study_hash": p.study_hash,
+                "started_at": p.created_at,
+                "assigned_at": p.assigned_at,
+                "completed_at": p.completed_at,
+                "end_reason": p.end_reason,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "participant_id",
+            "condition",
+            "status",
+            "item_set",
+            "external_pid",
+            "external_study",
+            "external_session",
+            "is_pilot",
+            "study_hash",
+            "started_at",
+            "assigned_at",
+            "completed_at",
+            "end_reason",
+        ],
+    )
+
+
+TRIAL_FIELDS = (
+    "participant_id",
+    "condition",
+    "phase",
+    "step_id",
+    "task",
+    "trial_index",
+    "item_id",
+    "true_class",
+    "model_prediction",
+    "model_confidence",
+    "model_correct",
+    "explanation",
+    "asset_id",
+    "answer",
+    "correct",
+    "confidence",
+    "first_answer",
+    "first_correct",
+    "onset_ms",
+    "response_ms",
+    "rt_ms",
+    "first_received_at",
+    "received_at",
+    "study_hash",
+)
+
+
+def trials_frame(session: Session, study: LoadedStudy, include_pilots: bool = False) -> pd.DataFrame:
+    cols = [getattr(Response, f) for f in TRIAL_FIELDS]
+    q = (
+        select(*cols)
+        .join(Participant, Participant.id == Response.participant_id)
+        .where(Response.study_id == study.id, Response.step_type == "trials", Response.complete.is_(True))
+    )
+    if not include_pilots:
+        q = q.where(Participant.is_pilot.is_(False))
+    df = pd.DataFrame(
+        session.execute(q.order_by(Response.participant_id, Response.page)).all(), columns=list(TRIAL_FIELDS)
+    )
+    for c in ("correct", "model_correct", "first_correct"):
+        df[c] = df[c].astype("boolean")
+    return df
+
+
+def answers(session: Session, study: LoadedStudy) -> dict[int, dict[str, Any]]:
+    """Questionnaire answers and attention checks per participant, as flat columns."""
+    out: dict[int, dict[str, Any]] = {}
+    rows = session.execute(
+        select(
+            Response.participant_id,
+            Response.step_id,
+            Response.step_type,
+            Response.values,
+            Response.answer,
+            Response.correct,
+        ).where(Response.study_id == study.id, Response.step_type.in_(("questionnaire", "attention")))
+    ).all()
+    for pid, step, kind, values, answer, correct in rows:
+        mine = out.setdefault(pid, {})
+        if kind == "questionnaire":
+            for k, v in (values or {}).items():
+                mine[f"{step}.{k}"] = "; ".join(v) if isinstance(v, list) else v
+        else:
+            mine[f"{step}.answer"] = answer
+            mine[f"{step}.passed"] = bool(correct)
+    return out
+
+
+def exclusion_flags(
+    study: LoadedStudy, participants: pd.DataFrame, trials: pd.DataFrame, extra: dict[int, dict[str, Any]]
+) -> pd.DataFrame:
+    """One boolean column per rule, and `excluded` if any applies."""
+    rules = study.spec.exclusions
+    flags = pd.DataFrame(index=participants["participant_id"])
+    attention_steps = [s.id for s in study.spec.steps if s.type == "attention"]
+    failed = [any(extra.get(pid, {}).get(f"{s}.passed") is False for s in attention_steps) for pid in flags.index]
+    flags["excluded_attention"] = failed if rules.failed_attention else False
+    median_rt = trials.groupby("participant_id")["rt_ms"].median() if len(trials) else pd.Series(dtype=float)
+    if rules.min_median_rt_ms is not None:
+        flags["excluded_too_fast"] = [
+            bool(median_rt.get(pid, float("nan")) < rules.min_median_rt_ms) for pid in flags.index
+        ]
+    else:
+        flags["excluded_too_fast"] = False
+    status = participants.set_index("participant_id")["status"]
+    flags["excluded_screened_out"] = [
+        bool(rules.screened_out and status.get(pid) == "screened_out") for pid in flags.index
+    ]
+    flags["excluded"] = flags.any(axis=1)
+    flags["median_rt_ms"] = [median_rt.get(pid) for pid in flags.index]
+    return flags

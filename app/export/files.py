@@ -1,0 +1,410 @@
+"""Exports: trials.csv, participants.csv, codebook (md and json), and the exact study file.
+
+Columns are declared once in `TRIAL_COLUMNS` / `PARTICIPANT_COLUMNS` (plus one column per
+questionnaire question, from the study file), and the codebook is generated from those
+declarations — never written by hand. Rows stream from the database in batches: exporting a
+million trials holds one participant's rows in memory at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.analysis.data import pseudonym
+from app.models import Participant, Response, StudySnapshot
+from app.studies.loader import LoadedStudy
+from app.studies.schema import Likert, Multiple, Number, Questionnaire, Single, Text
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    meaning: str
+    values: str = ""
+
+
+TRIAL_COLUMNS = (
+    Column("study_id", "string", "the study's id"),
+    Column("study_hash", "string", "SHA-256 of the exact study file the participant took (see study.yaml)"),
+    Column("participant", "string", "pseudonym of the participant (keyed hash; see the note on ids)"),
+    Column("condition", "string", "the participant's condition", "the study's condition ids"),
+    Column("phase", "string", "the block's phase, e.g. learning, practice, test"),
+    Column("block", "string", "the trial block's step id"),
+    Column("task", "string", "what the participant was asked", "classify, verify, simulate, counterfactual"),
+    Column("trial_index", "integer", "0-based position of the trial in the participant's own order of the block"),
+    Column("item_id", "string", "the image id in the data set (counterfactual: the question id)"),
+    Column("true_class", "integer", "CUB class id of the species shown"),
+    Column("model_prediction", "integer", "CUB class id the model predicted"),
+    Column("model_confidence", "number", "the model's probability for its prediction", "0 to 1"),
+    Column("model_correct", "boolean", "whether the model's prediction was right", "true, false"),
+    Column(
+        "explanation",
+        "string",
+        "what kind of explanation was shown with the trial",
+        "none, heatmap, concepts, sag, examples",
+    ),
+    Column("asset_id", "string", "which explanation asset was shown (method:image:target); empty if none"),
+    Column("response", "string", "the (final) answer: a class id, yes/no, or a/b"),
+    Column("correct", "boolean", "whether the (final) answer was right for the task", "true, false"),
+    Column("confidence", "integer", "how sure the participant was (blocks with confidence ratings)", "1 to 5"),
+    Column("first_response", "string", "two-stage blocks: the answer before the model's advice"),
+    Column("first_correct", "boolean", "two-stage blocks: whether the first answer was right", "true, false"),
+    Column("switched", "boolean", "two-stage blocks: the final answer differs from the first", "true, false"),
+    Column("rt_ms", "number", "response time: response_ms - onset_ms (client clock)"),
+    Column("onset_ms", "number", "client performance.now() when the stimulus appeared (±1 frame)"),
+    Column("response_ms", "number", "client performance.now() at the answer"),
+    Column("first_received_at", "datetime", "two-stage blocks: server time of the first answer (UTC)"),
+    Column("received_at", "datetime", "server time the (final) answer was stored (UTC)"),
+    Column("excluded", "boolean", "any exclusion rule of the study applies to this participant", "true, false"),
+    Column("excluded_attention", "boolean", "failed an attention check (rule: exclusions.failed_attention)"),
+    Column("excluded_too_fast", "boolean", "median response time below exclusions.min_median_rt_ms"),
+    Column("excluded_screened_out", "boolean", "screened out by a questionnaire or attention rule"),
+)
+
+PARTICIPANT_COLUMNS = (
+    Column("participant", "string", "pseudonym (as in trials.csv)"),
+    Column("condition", "string", "assigned condition; empty if the participant left before assignment"),
+    Column("status", "string", "where the participant ended", "started, active, completed, screened_out, declined"),
+    Column("item_set", "integer", "which of the blocks' item sets they saw (Latin square)"),
+    Column("started_at", "datetime", "when they arrived (UTC)"),
+    Column("assigned_at", "datetime", "when they were assigned a condition (UTC)"),
+    Column("completed_at", "datetime", "when they finished (UTC)"),
+    Column("end_reason", "string", "why they stopped early, if they did"),
+    Column("trials", "integer", "trials answered"),
+    Column("trials_correct", "integer", "trials answered correctly"),
+    Column("accuracy", "number", "trials_correct / trials", "0 to 1"),
+    Column("median_rt_ms", "number", "median response time over their trials"),
+    Column("excluded", "boolean", "any exclusion rule applies", "true, false"),
+    Column("excluded_attention", "boolean", "failed an attention check"),
+    Column("excluded_too_fast", "boolean", "median response time below the study's minimum"),
+    Column("excluded_screened_out", "boolean", "screened out"),
+)
+RAW_ID_COLUMNS = (
+    Column("prolific_pid", "string", "raw PROLIFIC_PID (only with --raw-ids)"),
+    Column("prolific_study_id", "string", "raw STUDY_ID (only with --raw-ids)"),
+    Column("prolific_session_id", "string", "raw SESSION_ID (only with --raw-ids)"),
+)
+
+
+def questionnaire_columns(study: LoadedStudy) -> list[Column]:
+    cols: list[Column] = []
+    for step in study.spec.steps:
+        if isinstance(step, Questionnaire):
+            for q in step.questions:
+                name = f"{step.id}.{q.id}"
+                if isinstance(q, Likert):
+                    cols.append(Column(name, "integer", q.text, f"1 ({q.low}) to {q.points} ({q.high})"))
+                elif isinstance(q, Single):
+                    cols.append(Column(name, "string", q.text, " | ".join(q.options)))
+                elif isinstance(q, Multiple):
+                    cols.append(Column(name, "string", q.text + " (choices joined by '; ')", " | ".join(q.options)))
+                elif isinstance(q, Number):
+                    cols.append(Column(name, "number", q.text, f"{q.min} to {q.max}"))
+                elif isinstance(q, Text):
+                    cols.append(Column(name, "string", q.text, f"free text, at most {q.max_length} characters"))
+        elif step.type == "attention":
+            cols.append(
+                Column(f"{step.id}.answer", "string", f"attention check: {step.text}", " | ".join(step.options))
+            )
+            cols.append(Column(f"{step.id}.passed", "boolean", "chose the instructed option", "true, false"))
+    return cols
+
+
+def _fmt(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v
+
+
+class _Rows:
+    """A csv writer that hands back each row's text (for streaming)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.buf = io.StringIO()
+        self.writer = csv.writer(self.buf, lineterminator="\n")
+        self.names = names
+
+    def line(self, values: list[Any]) -> str:
+        self.writer.writerow([_fmt(v) for v in values])
+        out = self.buf.getvalue()
+        self.buf.seek(0)
+        self.buf.truncate()
+        return out
+
+
+def _flags(study: LoadedStudy, status: str, rts: list[float], attention_failed: bool) -> dict[str, bool]:
+    rules = study.spec.exclusions
+    median = statistics.median(rts) if rts else None
+    flags = {
+        "excluded_attention": bool(rules.failed_attention and attention_failed),
+        "excluded_too_fast": bool(
+            rules.min_median_rt_ms is not None and median is not None and median < rules.min_median_rt_ms
+        ),
+        "excluded_screened_out": bool(rules.screened_out and status == "screened_out"),
+    }
+    return {"excluded": any(flags.values()), **flags}
+
+
+def _people(session: Session, study: LoadedStudy, include_pilots: bool) -> dict[int, Participant]:
+    q = select(Participant).where(Participant.study_id == study.id)
+    if not include_pilots:
+        q = q.where(Participant.is_pilot.is_(False))
+    return {p.id: p for p in session.scalars(q)}
+
+
+def _attention_failures(session: Session, study: LoadedStudy) -> set[int]:
+    return set(
+        session.scalars(
+            select(Response.participant_id).where(
+                Response.study_id == study.id, Response.step_type == "attention", Response.correct.is_(False)
+            )
+        )
+    )
+
+
+TRIAL_QUERY_FIELDS = (
+    "participant_id",
+    "study_hash",
+    "condition",
+    "phase",
+    "step_id",
+    "task",
+    "trial_index",
+    "item_id",
+    "true_class",
+    "model_prediction",
+    "model_confidence",
+    "model_correct",
+    "explanation",
+    "asset_id",
+    "answer",
+    "correct",
+    "confidence",
+    "first_answer",
+    "first_correct",
+    "rt_ms",
+    "onset_ms",
+    "response_ms",
+    "first_received_at",
+    "received_at",
+)
+
+
+def _trial_groups(
+    session: Session, study: LoadedStudy, people: dict[int, Participant], batch: int = 5000
+) -> Iterator[tuple[int, list[Any]]]:
+    """Each participant's trial rows in turn, streamed from the database."""
+    q = (
+        select(*(getattr(Response, f) for f in TRIAL_QUERY_FIELDS))
+        .where(Response.study_id == study.id, Response.step_type == "trials", Response.complete.is_(True))
+        .order_by(Response.participant_id, Response.page)
+        .execution_options(yield_per=batch, stream_results=True)
+    )
+    current: int | None = None
+    rows: list[Any] = []
+    for row in session.execute(q):
+        if row[0] not in people:
+            continue
+        if row[0] != current:
+            if current is not None:
+                yield current, rows
+            current, rows = row[0], []
+        rows.append(row)
+    if current is not None:
+        yield current, rows
+
+
+def stream_trials(session: Session, study: LoadedStudy, secret: str, include_pilots: bool = False) -> Iterator[str]:
+    people = _people(session, study, include_pilots)
+    failed = _attention_failures(session, study)
+    out = _Rows([c.name for c in TRIAL_COLUMNS])
+    yield out.line(out.names)
+    for pid, rows in _trial_groups(session, study, people):
+        p = people[pid]
+        name = pseudonym(secret, study.id, p.external_pid, p.id)
+        flags = _flags(study, p.status, [r.rt_ms for r in rows if r.rt_ms is not None], pid in failed)
+        for r in rows:
+            switched = None if r.first_answer is None else r.first_answer != r.answer
+            yield out.line(
+                [
+                    study.id,
+                    r.study_hash,
+                    name,
+                    r.condition,
+                    r.phase,
+                    r.step_id,
+                    r.task,
+                    r.trial_index,
+                    r.item_id,
+                    r.true_class,
+                    r.model_prediction,
+                    r.model_confidence,
+                    r.model_correct,
+                    r.explanation,
+                    r.asset_id,
+                    r.answer,
+                    r.correct,
+                    r.confidence,
+                    r.first_answer,
+                    r.first_correct,
+                    switched,
+                    r.rt_ms,
+                    r.onset_ms,
+                    r.response_ms,
+                    r.first_received_at,
+                    r.received_at,
+                    flags["excluded"],
+                    flags["excluded_attention"],
+                    flags["excluded_too_fast"],
+                    flags["excluded_screened_out"],
+                ]
+            )
+
+
+def stream_participants(
+    session: Session, study: LoadedStudy, secret: str, raw_ids: bool = False, include_pilots: bool = False
+) -> Iterator[str]:
+    people = _people(session, study, include_pilots)
+    failed = _attention_failures(session, study)
+    extra_cols = questionnaire_columns(study)
+    answers: dict[int, dict[str, Any]] = {}
+    for pid, step, kind, values, answer, correct in session.execute(
+        select(
+            Response.participant_id,
+            Response.step_id,
+            Response.step_type,
+            Response.values,
+            Response.answer,
+            Response.correct,
+        ).where(Response.study_id == study.id, Response.step_type.in_(("questionnaire", "attention")))
+    ):
+        mine = answers.setdefault(pid, {})
+        if kind == "questionnaire":
+            for k, v in (values or {}).items():
+                mine[f"{step}.{k}"] = "; ".join(v) if isinstance(v, list) else v
+        else:
+            mine[f"{step}.answer"], mine[f"{step}.passed"] = answer, bool(correct)
+    totals: dict[int, tuple[int, int, list[float]]] = {}
+    for pid, rows in _trial_groups(session, study, people):
+        totals[pid] = (len(rows), sum(bool(r.correct) for r in rows), [r.rt_ms for r in rows if r.rt_ms is not None])
+    cols = [*PARTICIPANT_COLUMNS, *extra_cols, *(RAW_ID_COLUMNS if raw_ids else ())]
+    out = _Rows([c.name for c in cols])
+    yield out.line(out.names)
+    for pid in sorted(people):
+        p = people[pid]
+        n, k, rts = totals.get(pid, (0, 0, []))
+        flags = _flags(study, p.status, rts, pid in failed)
+        values = [
+            pseudonym(secret, study.id, p.external_pid, p.id),
+            p.condition,
+            p.status,
+            p.item_set,
+            p.created_at,
+            p.assigned_at,
+            p.completed_at,
+            p.end_reason,
+            n,
+            k,
+            (k / n) if n else None,
+            statistics.median(rts) if rts else None,
+            flags["excluded"],
+            flags["excluded_attention"],
+            flags["excluded_too_fast"],
+            flags["excluded_screened_out"],
+        ]
+        values += [answers.get(pid, {}).get(c.name) for c in extra_cols]
+        if raw_ids:
+            values += [p.external_pid, p.external_study, p.external_session]
+        yield out.line(values)
+
+
+def codebook(study: LoadedStudy, raw_ids: bool) -> dict[str, Any]:
+    ids_note = (
+        "participant ids are raw Prolific ids (exported with --raw-ids)"
+        if raw_ids
+        else "`participant` is a pseudonym: HMAC-SHA256 of the study id and the Prolific id (or the internal "
+        "id) keyed with the server's secret, first 16 hex digits; raw ids are not exported"
+    )
+    return {
+        "study": study.id,
+        "version": study.spec.version,
+        "study_hash": study.content_hash,
+        "ids": ids_note,
+        "preregistration": study.spec.preregistration,
+        "trials.csv": [c.__dict__ for c in TRIAL_COLUMNS],
+        "participants.csv": [
+            c.__dict__
+            for c in (*PARTICIPANT_COLUMNS, *questionnaire_columns(study), *(RAW_ID_COLUMNS if raw_ids else ()))
+        ],
+        "analysis_formula_r": "glmer(correct ~ condition + (1 | participant) + (1 | item_id), family = binomial, "
+        "data = subset(trials, !excluded & !(phase %in% c('learning', 'practice'))))",
+    }
+
+
+def codebook_markdown(doc: dict[str, Any]) -> str:
+    lines = [
+        f"# Codebook: {doc['study']} (version {doc['version']})",
+        "",
+        f"Study file hash: `{doc['study_hash']}` (the exact file is `study.yaml`).",
+        "",
+        f"Ids: {doc['ids']}.",
+        "",
+    ]
+    if doc.get("preregistration"):
+        lines += [f"Preregistration: {doc['preregistration']}", ""]
+    for table in ("trials.csv", "participants.csv"):
+        lines += [f"## {table}", "", "| column | type | meaning | values |", "|---|---|---|---|"]
+        lines += [f"| `{c['name']}` | {c['type']} | {c['meaning']} | {c['values']} |" for c in doc[table]]
+        lines.append("")
+    lines += [
+        "## Re-running the analysis in R",
+        "",
+        "```r",
+        "library(lme4)",
+        'trials <- read.csv("trials.csv")',
+        f"model <- {doc['analysis_formula_r']}",
+        "summary(model)",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def export(
+    session: Session, study: LoadedStudy, out: Path, secret: str, raw_ids: bool = False, include_pilots: bool = False
+) -> list[Path]:
+    """Write every export file into `out` (each atomically)."""
+    from app.util import atomic_write
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = [
+        atomic_write(out / "trials.csv", stream_trials(session, study, secret, include_pilots)),
+        atomic_write(out / "participants.csv", stream_participants(session, study, secret, raw_ids, include_pilots)),
+    ]
+    doc = codebook(study, raw_ids)
+    written.append(atomic_write(out / "codebook.json", [json.dumps(doc, indent=2, default=str)]))
+    written.append(atomic_write(out / "codebook.md", [codebook_markdown(doc)]))
+    written.append(atomic_write(out / "study.yaml", [study.source]))
+    older = session.scalars(
+        select(StudySnapshot).where(
+            StudySnapshot.study_id == study.id, StudySnapshot.content_hash != study.content_hash
+        )
+    )
+    for snap in older:
+        written.append(atomic_write(out / f"study-{snap.content_hash[:12]}.yaml", [snap.source]))
+    return written

@@ -1,0 +1,108 @@
+"""Live monitoring of a study: who is where, per condition, without tempting anyone to peek.
+
+Accuracy is computed only when asked for (the dashboard hides it behind a click). Pilot
+participants (researcher previews) are left out of every count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from app.models import Event, Participant, Response, utcnow
+from app.studies.loader import LoadedStudy
+
+STATES = ("started", "active", "completed", "abandoned", "screened_out", "declined")
+
+
+def state_of(p: Participant, timeout: dt.timedelta, now: dt.datetime) -> str:
+    seen = p.last_seen_at if p.last_seen_at.tzinfo else p.last_seen_at.replace(tzinfo=dt.UTC)
+    if p.status in ("started", "active") and now - seen > timeout:
+        return "abandoned"
+    return p.status
+
+
+@dataclass
+class Monitor:
+    by_condition: dict[str, Counter[str]]  # condition ("unassigned" before assignment) -> state -> count
+    median_step_seconds: dict[str, float]
+    dropout_by_step: dict[str, int]  # the step abandoned participants stopped at
+    asset_failures: int
+    failures_by_what: list[tuple[str, int]] = field(default_factory=list)
+    total: int = 0
+
+
+def monitor(session: Session, study: LoadedStudy, now: dt.datetime | None = None) -> Monitor:
+    now = now or utcnow()
+    timeout = dt.timedelta(minutes=study.spec.assignment.timeout_minutes)
+    people = list(
+        session.scalars(select(Participant).where(Participant.study_id == study.id, Participant.is_pilot.is_(False)))
+    )
+    by_condition: dict[str, Counter[str]] = defaultdict(Counter)
+    state = {}
+    for p in people:
+        state[p.id] = state_of(p, timeout, now)
+        by_condition[p.condition or "unassigned"][state[p.id]] += 1
+    rows = session.execute(
+        select(Response.participant_id, Response.step_id, Response.received_at)
+        .join(Participant, Participant.id == Response.participant_id)
+        .where(Response.study_id == study.id, Participant.is_pilot.is_(False))
+        .order_by(Response.participant_id, Response.received_at)
+    ).all()
+    durations: dict[str, list[float]] = defaultdict(list)
+    last_step: dict[int, str] = {}
+    previous: dict[int, dt.datetime] = {p.id: p.created_at for p in people}
+    for pid, step, at in rows:
+        start = previous.get(pid)
+        if start is not None:
+            a = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+            s = start if start.tzinfo else start.replace(tzinfo=dt.UTC)
+            durations[step].append((a - s).total_seconds())
+        previous[pid] = at
+        last_step[pid] = step
+    order = [s.id for s in study.spec.steps]
+    dropout: Counter[str] = Counter()
+    for p in people:
+        if state[p.id] == "abandoned":
+            done = last_step.get(p.id)
+            nxt = order[order.index(done) + 1] if done in order and order.index(done) + 1 < len(order) else order[0]
+            dropout[nxt] += 1
+    what: Counter[str] = Counter(
+        (detail or {}).get("what", "?")
+        for detail in session.scalars(
+            select(Event.detail).where(Event.study_id == study.id, Event.kind == "asset_error")
+        )
+    )
+    return Monitor(
+        by_condition=dict(by_condition),
+        median_step_seconds={s: round(statistics.median(v), 1) for s in order if (v := durations.get(s))},
+        dropout_by_step={s: dropout[s] for s in order if dropout[s]},
+        asset_failures=sum(what.values()),
+        failures_by_what=what.most_common(10),
+        total=len(people),
+    )
+
+
+def accuracy_so_far(session: Session, study: LoadedStudy) -> dict[str, dict[str, Any]]:
+    """Share of correct trial answers per condition (non-pilot participants)."""
+    rows = session.execute(
+        select(Response.condition, func.count(), func.sum(case((Response.correct.is_(True), 1), else_=0)))
+        .join(Participant, Participant.id == Response.participant_id)
+        .where(
+            Response.study_id == study.id,
+            Response.step_type == "trials",
+            Response.complete.is_(True),
+            Participant.is_pilot.is_(False),
+        )
+        .group_by(Response.condition)
+    ).all()
+    return {
+        c or "unassigned": {"n": int(n), "correct": int(k or 0), "accuracy": (k or 0) / n if n else None}
+        for c, n, k in rows
+    }

@@ -1,0 +1,122 @@
+"""Analysis and exports against bot data with known answers, and against a small case by hand."""
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from app.analysis import report as R
+from app.analysis.power import parse_accuracy, parse_sizes, power_table
+from app.analysis.stats import accuracy, wilson
+from app.bots import run_bots
+from app.errors import AppError
+from app.export.files import PARTICIPANT_COLUMNS, TRIAL_COLUMNS, export
+from app.main import create_app
+from app.settings import Settings
+from app.studies.loader import LoadedStudy
+from tests.server.test_researcher import login, make_researcher
+
+
+def test_wilson_by_hand() -> None:
+    p, lo, hi = wilson(8, 10)
+    assert p == 0.8 and lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
+    assert wilson(0, 0)[0] != wilson(0, 0)[0]  # nan for no data
+
+
+def test_accuracy_table_by_hand() -> None:
+    df = pd.DataFrame(
+        {
+            "participant_id": [1, 1, 2, 2, 3],
+            "condition": ["a", "a", "a", "a", "b"],
+            "correct": pd.array([True, False, True, True, False], dtype="boolean"),
+        }
+    )
+    t = accuracy(df, ["condition"]).set_index("condition")
+    assert t.loc["a", "n"] == 4 and t.loc["a", "correct"] == 3 and t.loc["a", "accuracy"] == 0.75
+    assert t.loc["a", "participants"] == 2 and t.loc["b", "accuracy"] == 0.0
+
+
+def _data(settings: Settings, studies: dict[str, LoadedStudy]) -> None:
+    """Oracle bots in even places, random bots in odd: conditions alternate, so 'prediction' and
+    'examples' get oracles and 'heatmap' and 'concepts' random answers."""
+    study = studies["seagull-agreement"]
+    for k in range(8):
+        run_bots(study, 1, "oracle" if k % 2 == 0 else "random", None, 100 + k, settings, studies)
+
+
+def test_analysis_recovers_known_truths(settings: Settings, studies: dict[str, LoadedStudy]) -> None:
+    _data(settings, studies)
+    app = create_app(settings, studies)
+    with app.state.sessions() as s:
+        rep = R.build(s, studies["seagull-agreement"])
+    app.state.engine.dispose()
+    acc = rep.accuracy.set_index("condition")
+    assert acc.loc["prediction", "accuracy"] == 1.0 and acc.loc["examples", "accuracy"] == 1.0
+    for cond in ("heatmap", "concepts"):  # random yes/no: chance (50 %) inside the interval
+        assert acc.loc[cond, "ci_low"] <= 0.5 <= acc.loc[cond, "ci_high"]
+    rel = rep.reliance.set_index("condition")
+    assert rel.loc["prediction", "over_reliance"] == 0.0 and rel.loc["prediction", "under_reliance"] == 0.0
+    assert rep.model is not None and {"heatmap", "examples", "concepts"} <= set(rep.model.terms["term"])
+    assert "glmer(correct ~ condition + (1 | participant) + (1 | item)" in rep.model.formula_r
+    text = R.text(rep)
+    assert "Accuracy by condition" in text and "odds ratio" in text
+
+
+def test_exports_have_the_documented_columns_and_pseudonyms(
+    tmp_path: Path, settings: Settings, studies: dict[str, LoadedStudy]
+) -> None:
+    _data(settings, studies)
+    study = studies["seagull-agreement"]
+    app = create_app(settings, studies)
+    with app.state.sessions() as s:
+        files = export(s, study, tmp_path / "out", settings.secret_key)
+        export(s, study, tmp_path / "raw", settings.secret_key, raw_ids=True)
+    app.state.engine.dispose()
+    assert [f.name for f in files] == ["trials.csv", "participants.csv", "codebook.json", "codebook.md", "study.yaml"]
+    trials = pd.read_csv(tmp_path / "out/trials.csv")
+    assert list(trials.columns) == [c.name for c in TRIAL_COLUMNS]
+    assert len(trials) == 8 * 20 and set(trials["condition"]) == {c.id for c in study.spec.conditions}
+    people = pd.read_csv(tmp_path / "out/participants.csv")
+    assert list(people.columns)[: len(PARTICIPANT_COLUMNS)] == [c.name for c in PARTICIPANT_COLUMNS]
+    assert "trust.trust" in people.columns and "attention.passed" in people.columns
+    text = (tmp_path / "out/trials.csv").read_text() + (tmp_path / "out/participants.csv").read_text()
+    assert "bot1" not in text  # Prolific ids are pseudonymised by default
+    raw_people = pd.read_csv(tmp_path / "raw/participants.csv")
+    assert raw_people["prolific_pid"].str.startswith("bot").all()
+    book = json.loads((tmp_path / "out/codebook.json").read_text())
+    assert [c["name"] for c in book["trials.csv"]] == list(trials.columns)
+    assert "pseudonym" in book["ids"]
+    assert "raw Prolific ids" in json.loads((tmp_path / "raw/codebook.json").read_text())["ids"]
+    assert (tmp_path / "out/study.yaml").read_text() == study.source
+    assert "| `model_correct` | boolean |" in (tmp_path / "out/codebook.md").read_text()
+
+
+def test_dashboard_download_loads_with_pandas(
+    client: TestClient, settings: Settings, studies: dict[str, LoadedStudy]
+) -> None:
+    run_bots(studies["sag-counterfactual"], 2, "oracle", None, 7, settings, studies)
+    make_researcher(client)
+    login(client)
+    r = client.get("/r/studies/sag-counterfactual/export/trials.csv")
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    df = pd.read_csv(io.StringIO(r.text))
+    assert list(df.columns) == [c.name for c in TRIAL_COLUMNS] and len(df) == 2 * 11
+    page = client.get("/r/studies/sag-counterfactual/analysis")
+    assert page.status_code == 200 and "<svg" in page.text and "Wilson" in page.text
+
+
+def test_power_by_simulation(studies: dict[str, LoadedStudy]) -> None:
+    study = studies["seagull-agreement"]
+    acc = parse_accuracy("prediction=0.55,heatmap=0.95,examples=0.55", [c.id for c in study.spec.conditions])
+    table = power_table(study, acc, [24], simulations=6, workers=1)
+    power = dict(zip(table["comparison"], table["power"], strict=True))
+    assert power["heatmap vs prediction"] >= 0.8  # a huge difference is found
+    assert power["examples vs prediction"] <= 0.5  # no difference is rarely "found"
+    with pytest.raises(AppError, match="not a condition"):
+        parse_accuracy("none=0.5,heatmap=0.7", [c.id for c in study.spec.conditions])
+    with pytest.raises(AppError, match="START:STOP:STEP"):
+        parse_sizes("20-200")
+    assert parse_sizes("20:60:20") == [20, 40, 60]

@@ -1,0 +1,66 @@
+"""Answer keys and model correctness never reach a participant's browser.
+
+A crawler takes every shipped study in every condition and checks every page served before an
+answer: no image ids or file names, no true class outside the answer options, no correctness
+flags, and asset addresses that say nothing about what they show.
+"""
+
+import random
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from app.bots import Bot, PageParser
+from app.models import Participant
+from app.studies.loader import LoadedStudy
+
+ALLOWED_HIDDEN = {"page", "token", "stage", "onset_ms", "response_ms", "timed_out"}
+FORBIDDEN = re.compile(
+    r"true_class|model_correct|is_correct|\bcorrect\b|predicted\.png|-predicted|-true|"
+    r"explanations/|images/\d|\.npy|manifest",
+    re.I,
+)
+
+
+class Crawler(Bot):
+    """An oracle bot that inspects each page before answering it."""
+
+    def __init__(self, client: TestClient, study: LoadedStudy) -> None:
+        super().__init__(client, study, "oracle", random.Random(0))  # type: ignore[arg-type]
+        self.pages_seen = 0
+        self.names_by_id = {c.id: c.name for c in study.manifest.classes}
+
+    def fill(self, page: PageParser, form, r):  # type: ignore[no-untyped-def]
+        html = self.last_html
+        self.pages_seen += 1
+        assert set(form.hidden) <= ALLOWED_HIDDEN, form.hidden
+        assert not FORBIDDEN.search(html), FORBIDDEN.search(html)
+        for src in re.findall(r'(?:src|href)="(/asset/[^"]+)"', html):
+            assert re.fullmatch(r"/asset/[A-Za-z0-9_-]{24}", src), src
+        if page.task:
+            stimulus = next(src for src, a in page.images if "data-stimulus" in a)
+            entry = self.study.entries[self.key.image(stimulus)]  # type: ignore[union-attr]
+            truth = self.names_by_id[entry.true_class]
+            # the explanation itself may name species (nearest examples show theirs); the rest may
+            # name the true class only as one of the options or as the model's (shown) answer
+            rest = re.sub(r"<!-- explanation -->.*?<!-- /explanation -->", "", html, flags=re.S)
+            allowed = int(truth in page.labels.values()) + int(page.model_says == truth)
+            assert rest.count(truth) <= allowed, (truth, page.task)
+        return super().fill(page, form, r)
+
+
+@pytest.mark.parametrize("study_id", ["seagull-learning", "seagull-agreement", "sag-counterfactual"])
+def test_no_page_of_any_condition_leaks_the_answer(
+    client: TestClient, studies: dict[str, LoadedStudy], study_id: str
+) -> None:
+    study = studies[study_id]
+    crawler = Crawler(client, study)
+    for k in range(len(study.spec.conditions)):
+        result = crawler.run(f"/s/{study_id}?PROLIFIC_PID=crawl{k}")
+        assert result.status == "completed", result
+    with client.app.state.sessions() as s:  # type: ignore[attr-defined]
+        seen = {p.condition for p in s.scalars(select(Participant))}
+    assert seen == {c.id for c in study.spec.conditions}  # every condition was crawled
+    assert crawler.pages_seen > 20
