@@ -50,8 +50,18 @@
           form.requestSubmit ? form.requestSubmit() : form.submit();
         }
       }, 250);
-      document.addEventListener("htmx:beforeSwap", function () { clearInterval(tick); }, { once: true });
     }
+  }
+
+  // A second click while the answer is on its way would only be ignored by the server; say so.
+  function guardDoubleSubmit(root) {
+    root.querySelectorAll("form[method=post]").forEach(function (form) {
+      form.addEventListener("submit", function () {
+        setTimeout(function () {
+          form.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+        }, 0);
+      });
+    });
   }
 
   function initCompletion(root) {
@@ -61,9 +71,9 @@
 
   function init(root) {
     initTrial(root);
+    guardDoubleSubmit(root);
     initCompletion(root);
   }
 
   document.addEventListener("DOMContentLoaded", function () { init(document); });
-  document.addEventListener("htmx:load", function (e) { init(e.detail.elt.ownerDocument || document); });
 })();

@@ -54,8 +54,8 @@ def test_a_participant_completes_seagull_learning_by_clicking(
         page.get_by_role("button", name="Continue").click()
         shot = False
         for _ in range(80):
-            heading = page.locator("h1").first.text_content() if page.locator("h1").count() else ""
-            if heading == "All done":
+            page.wait_for_load_state("load")
+            if page.get_by_role("heading", name="All done").count():
                 break
             if page.locator("form.trial-form").count():
                 if not shot and page.locator("figure.explanation").count():
@@ -75,7 +75,6 @@ def test_a_participant_completes_seagull_learning_by_clicking(
                 page.get_by_role("button", name="Continue").click()
             else:
                 page.get_by_role("button", name="Continue").click()
-            page.wait_for_load_state()
         expect(page.get_by_role("heading", name="All done")).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "completion.png"), full_page=True)
         assert shot, "no trial showed an explanation"
