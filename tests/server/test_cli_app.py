@@ -1,0 +1,80 @@
+"""The study-server commands: one-line errors and exit 2, and each command's real effect."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from app.bots import run_bots
+from app.settings import Settings, get_settings
+from app.studies.loader import LoadedStudy
+from fieldmark.cli import run
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[Settings]:
+    for key, value in {
+        "FIELDMARK_HOME": settings.home,
+        "FIELDMARK_DATABASE_URL": settings.db_url,
+        "FIELDMARK_ASSETS_DIR": settings.assets_root,
+        "FIELDMARK_SECRET_KEY": settings.secret_key,
+        "FIELDMARK_STUDIES_DIR": settings.studies_dir,
+    }.items():
+        monkeypatch.setenv(key, str(value))
+    get_settings.cache_clear()
+    yield settings
+    get_settings.cache_clear()
+
+
+def test_study_check_names_every_problem_and_exits_2(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((env.studies_dir / "sag-counterfactual.yaml").read_text().replace("method: igospp", "method: rise"))
+    assert run(["study", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fieldmark: error: ") and "lacks rise explanations" in err and "Traceback" not in err
+    assert run(["study", "check", str(tmp_path / "missing.yaml")]) == 2
+    assert "cannot be read" in capsys.readouterr().err
+
+
+def test_researcher_add_prints_a_generated_password_once(env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["researcher", "add", "lin@example.org"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("password (shown once): ") and len(out.split(": ")[1].strip()) >= 16
+    assert run(["researcher", "add", "lin@example.org"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_export_analyse_and_power(
+    env: Settings, studies: dict[str, LoadedStudy], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_bots(studies["seagull-agreement"], 4, "oracle", None, 4, env, studies)
+    assert run(["export", "seagull-agreement", "--out", str(tmp_path / "x")]) == 0
+    assert len(pd.read_csv(tmp_path / "x" / "trials.csv")) == 4 * 20
+    assert run(["analyse", "seagull-agreement", "--html", str(tmp_path / "r.html")]) == 0
+    out = capsys.readouterr().out
+    assert "Accuracy by condition" in out and "<svg" in (tmp_path / "r.html").read_text()
+    assert (
+        run(
+            [
+                "study",
+                "power",
+                "seagull-agreement",
+                "--accuracy",
+                "prediction=0.6,heatmap=0.9",
+                "--participants",
+                "8:8:1",
+                "--simulations",
+                "2",
+                "--plot",
+                str(tmp_path / "p.svg"),
+            ]
+        )
+        == 0
+    )
+    assert "heatmap vs prediction" in capsys.readouterr().out and (tmp_path / "p.svg").is_file()
+    assert run(["study", "power", "seagull-agreement", "--accuracy", "none=0.6"]) == 2
+    assert run(["export", "no-such-study", "--out", str(tmp_path)]) == 2
+    assert run(["study", "simulate", "seagull-agreement", "--strategy", "psychic"]) == 2
