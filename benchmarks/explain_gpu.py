@@ -19,6 +19,7 @@ import torch
 
 from pipeline.methods.common import ClassProbability, frozen, gaussian_blur
 from pipeline.methods.igos import IGOSPP_DEFAULTS, IgosParams, igos, igos_pp
+from pipeline.methods.sag import SagParams, search
 from pipeline.models.architectures import build
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -115,6 +116,28 @@ def main() -> int:
             alone = igos(one, x[i : i + 1], b[i : i + 1], IgosParams(max_batch=20))
             worst = max(worst, float((alone - batched[i : i + 1]).abs().max()))
         lines.append(f"Batched vs one image at a time (4 images, fp32): largest mask difference {worst:.2e}.")
+        lines += ["", "### Structured attention graphs", ""]
+        x, b = images(8, device)
+        sag_times, forwards, calls = [], [], []
+        search(
+            ClassProbability(model, torch.zeros(1, dtype=torch.long, device=device)),
+            x[:1],
+            b[:1],
+            SagParams(max_batch=256),
+        )  # warm-up
+        for i in range(8):
+            score = ClassProbability(model, torch.zeros(1, dtype=torch.long, device=device))
+            sync()
+            t0 = time.perf_counter()
+            found = search(score, x[i : i + 1], b[i : i + 1], SagParams(max_batch=256))
+            sync()
+            sag_times.append(time.perf_counter() - t0)
+            forwards.append(found.forwards)
+            calls.append(found.calls)
+        lines.append(
+            f"SAG search + graph + questions on 8 random images: {sum(sag_times) / 8:.3f} s/image, "
+            f"{sum(forwards) / 8:.0f} masked images and {sum(calls) / 8:.0f} batched calls per image."
+        )
     text = "\n".join(lines) + "\n"
     out = Path("var/bench/gpu.md")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,14 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from pipeline.cli import progress_bar
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 console = Console(stderr=True)
 
@@ -129,6 +133,33 @@ def ensure_assets(home: Path, reports: Path) -> Path:
     return run
 
 
+DEMO_RESEARCHER = "demo@fieldmark.local"
+
+
+def _demo_researcher(settings: Settings) -> None:
+    """A researcher login for the demo: created (and its password printed) once."""
+    from sqlalchemy import select
+
+    from app.db import make_engine, session_factory, transaction
+    from app.models import Researcher
+    from app.services.accounts import add_researcher
+
+    engine = make_engine(settings.db_url)
+    with transaction(session_factory(engine)) as session:
+        if session.scalar(select(Researcher).where(Researcher.email == DEMO_RESEARCHER)) is None:
+            _, password = add_researcher(session, DEMO_RESEARCHER, None)
+            console.print(
+                f"[bold]researcher login[/bold] {settings.base_url}/r/login  "  # type: ignore[attr-defined]
+                f"e-mail {DEMO_RESEARCHER}  password {password}  (shown once)"
+            )
+        else:
+            console.print(
+                f"researcher login: {settings.base_url}/r/login as {DEMO_RESEARCHER} "  # type: ignore[attr-defined]
+                "(password printed by the first `make demo`; `fieldmark researcher add` makes another)"
+            )
+    engine.dispose()
+
+
 def run_demo(home: Path, serve: bool = True) -> None:
     import os
 
@@ -155,6 +186,7 @@ def run_demo(home: Path, serve: bool = True) -> None:
     settings = get_settings()
     upgrade(settings.db_url)
     studies = load_all(settings.studies_dir, settings.assets_root, settings.secret_key)
+    _demo_researcher(settings)
     for sid, study in studies.items():
         console.print(f"[bold]{study.spec.title}[/bold]\n  participant link: {settings.base_url}/s/{sid}")
     if serve:
