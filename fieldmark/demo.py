@@ -149,12 +149,12 @@ def _demo_researcher(settings: Settings) -> None:
         if session.scalar(select(Researcher).where(Researcher.email == DEMO_RESEARCHER)) is None:
             _, password = add_researcher(session, DEMO_RESEARCHER, None)
             console.print(
-                f"[bold]researcher login[/bold] {settings.base_url}/r/login  "  # type: ignore[attr-defined]
+                f"[bold]researcher login[/bold] {settings.base_url}/r/login  "
                 f"e-mail {DEMO_RESEARCHER}  password {password}  (shown once)"
             )
         else:
             console.print(
-                f"researcher login: {settings.base_url}/r/login as {DEMO_RESEARCHER} "  # type: ignore[attr-defined]
+                f"researcher login: {settings.base_url}/r/login as {DEMO_RESEARCHER} "
                 "(password printed by the first `make demo`; `fieldmark researcher add` makes another)"
             )
     engine.dispose()
