@@ -174,6 +174,37 @@ def saliency(name: str, params: Any, model: torch.nn.Module, b: Batch, transform
     raise PipelineError(f"unknown heatmap method {name!r}")
 
 
+@dataclass
+class Work:
+    """What every method runner of one `explain` call shares."""
+
+    cfg: ExplainConfig
+    run: Run
+    ds: Dataset
+    lm: checkpoint.LoadedModel
+    model: torch.nn.Module
+    device: torch.device
+    recs: list[ImageRecord]
+    uint8: torch.Tensor  # the selected images, as the model sees them
+    entries: dict[int, dict[str, Any]]  # predictions per image id
+
+    def unpack(
+        self,
+    ) -> tuple[
+        Run,
+        Dataset,
+        list[ImageRecord],
+        torch.nn.Module,
+        torch.Tensor,
+        dict[str, Any],
+        dict[int, int],
+        torch.device,
+        ExplainConfig,
+    ]:
+        index = {c: i for i, c in enumerate(self.lm.class_ids)}
+        return (self.run, self.ds, self.recs, self.model, self.uint8, self.lm.transform, index, self.device, self.cfg)
+
+
 class Run:
     """The run folder: paths, settings, records."""
 
@@ -326,7 +357,6 @@ def explain(cfg: ExplainConfig, progress: Progress | None = None) -> schema.Mani
 
     transform = lm.transform
     model = lm.model.to(device)
-    index = {c: i for i, c in enumerate(lm.class_ids)}
     uint8 = load_uint8([ds.image_path(r) for r in recs], transform)
     probs = predict_probs(model, uint8, transform, device)
     entries = _load_entries(run)
@@ -358,6 +388,7 @@ def explain(cfg: ExplainConfig, progress: Progress | None = None) -> schema.Mani
         not run.record("examples", r.id, "predicted").is_file() for r in recs
     )
     total, done = len(jobs) + (len(recs) if examples_todo else 0), 0
+    work = Work(cfg, run, ds, lm, model, device, recs, uint8, entries)
     if progress:
         progress(0, total, "explaining")
     with frozen(model):
@@ -367,19 +398,19 @@ def explain(cfg: ExplainConfig, progress: Progress | None = None) -> schema.Mani
             for start in range(0, len(todo), step):
                 chunk = todo[start : start + step]
                 if name == "sag":
-                    _sag(run, recs, chunk[0], params[name], model, uint8, transform, index, device, lm.class_names)
+                    _sag(work, chunk[0], params[name])
                 else:
-                    _heatmap_batch(run, ds, recs, chunk, params[name], model, uint8, transform, index, device, cfg)
+                    _heatmap_batch(work, chunk, params[name])
                 done += len(chunk)
                 if progress:
                     progress(done, total, name)
         if examples_todo:
-            _examples(run, ds, recs, lm, model, uint8, device, params["examples"], cfg)
+            _examples(work, params["examples"])
             done += len(recs)
             if progress:
                 progress(done, total, "examples")
         if "xnn" in cfg.methods:
-            _xnn(run, ds, lm, model, device, recs, uint8, entries, params["xnn"], cfg, progress)
+            _xnn(work, params["xnn"], progress)
     manifest = build_manifest(run, lm, ds, cfg, settings, str(device))
     atomic_write_text(run.root / schema.MANIFEST, manifest.model_dump_json(indent=1))
     return manifest
@@ -390,19 +421,8 @@ def _load_entries(run: Run) -> dict[int, dict[str, Any]]:
     return {int(k): v for k, v in json.loads(path.read_text()).items()} if path.is_file() else {}
 
 
-def _heatmap_batch(
-    run: Run,
-    ds: Dataset,
-    recs: list[ImageRecord],
-    chunk: list[tuple[str, int, str, int]],
-    params: Any,
-    model: torch.nn.Module,
-    uint8: torch.Tensor,
-    transform: dict[str, Any],
-    index: dict[int, int],
-    device: torch.device,
-    cfg: ExplainConfig,
-) -> None:
+def _heatmap_batch(w: Work, chunk: list[tuple[str, int, str, int]], params: Any) -> None:
+    run, ds, recs, model, uint8, transform, index, device, cfg = w.unpack()
     name = chunk[0][0]
     rows = torch.tensor([i for _, i, _, _ in chunk])
     pics = uint8[rows].to(device)
@@ -460,18 +480,9 @@ def _heatmap_batch(
         )
 
 
-def _sag(
-    run: Run,
-    recs: list[ImageRecord],
-    job: tuple[str, int, str, int],
-    p: SagParams,
-    model: torch.nn.Module,
-    uint8: torch.Tensor,
-    transform: dict[str, Any],
-    index: dict[int, int],
-    device: torch.device,
-    class_names: list[str],
-) -> None:
+def _sag(w: Work, job: tuple[str, int, str, int], p: SagParams) -> None:
+    run, _, recs, model, uint8, transform, index, device, _ = w.unpack()
+    class_names = w.lm.class_names
     """One image's structured attention graph: search, graph document, diagrams, question images."""
     from pipeline.render import sag as draw
 
@@ -561,19 +572,9 @@ def _sag(
     )
 
 
-def _xnn(
-    run: Run,
-    ds: Dataset,
-    lm: checkpoint.LoadedModel,
-    model: torch.nn.Module,
-    device: torch.device,
-    recs: list[ImageRecord],
-    uint8: torch.Tensor,
-    entries: dict[int, dict[str, Any]],
-    p: XnnParams,
-    cfg: ExplainConfig,
-    progress: Progress | None,
-) -> None:
+def _xnn(w: Work, p: XnnParams, progress: Progress | None) -> None:
+    run, ds, recs, model, uint8, _, _, device, cfg = w.unpack()
+    lm, entries = w.lm, w.entries
     from pipeline.explain_xnn import XnnStage
 
     stage = XnnStage(
@@ -602,17 +603,9 @@ def _xnn(
     stage.report(xnns, meta, train_x, step("xnn: concept galleries", len(lm.class_ids) * p.k * 4))
 
 
-def _examples(
-    run: Run,
-    ds: Dataset,
-    recs: list[ImageRecord],
-    lm: checkpoint.LoadedModel,
-    model: torch.nn.Module,
-    uint8: torch.Tensor,
-    device: torch.device,
-    params: dict[str, Any],
-    cfg: ExplainConfig,
-) -> None:
+def _examples(w: Work, params: dict[str, Any]) -> None:
+    run, ds, recs, model, uint8, _, _, device, cfg = w.unpack()
+    lm = w.lm
     train = ds.split("train")
     if not train:
         raise PipelineError(f"{cfg.data} has no training images to draw examples from")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import statistics
 from typing import Any
 
 import pandas as pd
@@ -137,26 +138,42 @@ def answers(session: Session, study: LoadedStudy) -> dict[int, dict[str, Any]]:
     return out
 
 
+def flags_for(study: LoadedStudy, status: str | None, rts: list[float], attention_failed: bool) -> dict[str, bool]:
+    """The study's exclusion rules for one participant: one flag per rule, and `excluded` if any applies."""
+    rules = study.spec.exclusions
+    median = statistics.median(rts) if rts else None
+    flags = {
+        "excluded_attention": bool(rules.failed_attention and attention_failed),
+        "excluded_too_fast": bool(
+            rules.min_median_rt_ms is not None and median is not None and median < rules.min_median_rt_ms
+        ),
+        "excluded_screened_out": bool(rules.screened_out and status == "screened_out"),
+    }
+    return {"excluded": any(flags.values()), **flags}
+
+
+def attention_failures(extra: dict[int, dict[str, Any]]) -> set[int]:
+    return {
+        pid for pid, answers in extra.items() if any(k.endswith(".passed") and v is False for k, v in answers.items())
+    }
+
+
 def exclusion_flags(
     study: LoadedStudy, participants: pd.DataFrame, trials: pd.DataFrame, extra: dict[int, dict[str, Any]]
 ) -> pd.DataFrame:
-    """One boolean column per rule, and `excluded` if any applies."""
-    rules = study.spec.exclusions
-    flags = pd.DataFrame(index=participants["participant_id"])
-    attention_steps = [s.id for s in study.spec.steps if s.type == "attention"]
-    failed = [any(extra.get(pid, {}).get(f"{s}.passed") is False for s in attention_steps) for pid in flags.index]
-    flags["excluded_attention"] = failed if rules.failed_attention else False
-    median_rt = trials.groupby("participant_id")["rt_ms"].median() if len(trials) else pd.Series(dtype=float)
-    if rules.min_median_rt_ms is not None:
-        flags["excluded_too_fast"] = [
-            bool(median_rt.get(pid, float("nan")) < rules.min_median_rt_ms) for pid in flags.index
-        ]
-    else:
-        flags["excluded_too_fast"] = False
-    status = participants.set_index("participant_id")["status"]
-    flags["excluded_screened_out"] = [
-        bool(rules.screened_out and status.get(pid) == "screened_out") for pid in flags.index
-    ]
-    flags["excluded"] = flags.any(axis=1)
-    flags["median_rt_ms"] = [median_rt.get(pid) for pid in flags.index]
+    """One row per participant: a column per rule, `excluded`, and the median response time."""
+    failed = attention_failures(extra)
+    rts = (
+        trials.dropna(subset=["rt_ms"]).groupby("participant_id")["rt_ms"].apply(list).to_dict() if len(trials) else {}
+    )
+    status = participants.set_index("participant_id")["status"].to_dict()
+    rows = {
+        pid: flags_for(study, status.get(pid), rts.get(pid, []), pid in failed)
+        for pid in participants["participant_id"]
+    }
+    flags = pd.DataFrame.from_dict(
+        rows, orient="index", columns=["excluded", "excluded_attention", "excluded_too_fast", "excluded_screened_out"]
+    )
+    flags.index.name = "participant_id"
+    flags["median_rt_ms"] = [statistics.median(rts[p]) if rts.get(p) else None for p in flags.index]
     return flags

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.analysis.data import pseudonym
+from app.analysis.data import TRIAL_FIELDS, answers, attention_failures, flags_for, pseudonym
 from app.models import Participant, Response, StudySnapshot
 from app.studies.loader import LoadedStudy
 from app.studies.schema import Likert, Multiple, Number, Questionnaire, Single, Text
@@ -147,19 +147,6 @@ class _Rows:
         return out
 
 
-def _flags(study: LoadedStudy, status: str, rts: list[float], attention_failed: bool) -> dict[str, bool]:
-    rules = study.spec.exclusions
-    median = statistics.median(rts) if rts else None
-    flags = {
-        "excluded_attention": bool(rules.failed_attention and attention_failed),
-        "excluded_too_fast": bool(
-            rules.min_median_rt_ms is not None and median is not None and median < rules.min_median_rt_ms
-        ),
-        "excluded_screened_out": bool(rules.screened_out and status == "screened_out"),
-    }
-    return {"excluded": any(flags.values()), **flags}
-
-
 def _people(session: Session, study: LoadedStudy, include_pilots: bool) -> dict[int, Participant]:
     q = select(Participant).where(Participant.study_id == study.id)
     if not include_pilots:
@@ -167,50 +154,12 @@ def _people(session: Session, study: LoadedStudy, include_pilots: bool) -> dict[
     return {p.id: p for p in session.scalars(q)}
 
 
-def _attention_failures(session: Session, study: LoadedStudy) -> set[int]:
-    return set(
-        session.scalars(
-            select(Response.participant_id).where(
-                Response.study_id == study.id, Response.step_type == "attention", Response.correct.is_(False)
-            )
-        )
-    )
-
-
-TRIAL_QUERY_FIELDS = (
-    "participant_id",
-    "study_hash",
-    "condition",
-    "phase",
-    "step_id",
-    "task",
-    "trial_index",
-    "item_id",
-    "true_class",
-    "model_prediction",
-    "model_confidence",
-    "model_correct",
-    "explanation",
-    "asset_id",
-    "answer",
-    "correct",
-    "confidence",
-    "first_answer",
-    "first_correct",
-    "rt_ms",
-    "onset_ms",
-    "response_ms",
-    "first_received_at",
-    "received_at",
-)
-
-
 def _trial_groups(
     session: Session, study: LoadedStudy, people: dict[int, Participant], batch: int = 5000
 ) -> Iterator[tuple[int, list[Any]]]:
     """Each participant's trial rows in turn, streamed from the database."""
     q = (
-        select(*(getattr(Response, f) for f in TRIAL_QUERY_FIELDS))
+        select(*(getattr(Response, f) for f in TRIAL_FIELDS))
         .where(Response.study_id == study.id, Response.step_type == "trials", Response.complete.is_(True))
         .order_by(Response.participant_id, Response.page)
         .execution_options(yield_per=batch, stream_results=True)
@@ -231,13 +180,13 @@ def _trial_groups(
 
 def stream_trials(session: Session, study: LoadedStudy, secret: str, include_pilots: bool = False) -> Iterator[str]:
     people = _people(session, study, include_pilots)
-    failed = _attention_failures(session, study)
+    failed = attention_failures(answers(session, study))
     out = _Rows([c.name for c in TRIAL_COLUMNS])
     yield out.line(out.names)
     for pid, rows in _trial_groups(session, study, people):
         p = people[pid]
         name = pseudonym(secret, study.id, p.external_pid, p.id)
-        flags = _flags(study, p.status, [r.rt_ms for r in rows if r.rt_ms is not None], pid in failed)
+        flags = flags_for(study, p.status, [r.rt_ms for r in rows if r.rt_ms is not None], pid in failed)
         for r in rows:
             switched = None if r.first_answer is None else r.first_answer != r.answer
             yield out.line(
@@ -280,25 +229,9 @@ def stream_participants(
     session: Session, study: LoadedStudy, secret: str, raw_ids: bool = False, include_pilots: bool = False
 ) -> Iterator[str]:
     people = _people(session, study, include_pilots)
-    failed = _attention_failures(session, study)
+    extra = answers(session, study)
+    failed = attention_failures(extra)
     extra_cols = questionnaire_columns(study)
-    answers: dict[int, dict[str, Any]] = {}
-    for pid, step, kind, values, answer, correct in session.execute(
-        select(
-            Response.participant_id,
-            Response.step_id,
-            Response.step_type,
-            Response.values,
-            Response.answer,
-            Response.correct,
-        ).where(Response.study_id == study.id, Response.step_type.in_(("questionnaire", "attention")))
-    ):
-        mine = answers.setdefault(pid, {})
-        if kind == "questionnaire":
-            for k, v in (values or {}).items():
-                mine[f"{step}.{k}"] = "; ".join(v) if isinstance(v, list) else v
-        else:
-            mine[f"{step}.answer"], mine[f"{step}.passed"] = answer, bool(correct)
     totals: dict[int, tuple[int, int, list[float]]] = {}
     for pid, rows in _trial_groups(session, study, people):
         totals[pid] = (len(rows), sum(bool(r.correct) for r in rows), [r.rt_ms for r in rows if r.rt_ms is not None])
@@ -308,7 +241,7 @@ def stream_participants(
     for pid in sorted(people):
         p = people[pid]
         n, k, rts = totals.get(pid, (0, 0, []))
-        flags = _flags(study, p.status, rts, pid in failed)
+        flags = flags_for(study, p.status, rts, pid in failed)
         values = [
             pseudonym(secret, study.id, p.external_pid, p.id),
             p.condition,
@@ -327,7 +260,7 @@ def stream_participants(
             flags["excluded_too_fast"],
             flags["excluded_screened_out"],
         ]
-        values += [answers.get(pid, {}).get(c.name) for c in extra_cols]
+        values += [extra.get(pid, {}).get(c.name) for c in extra_cols]
         if raw_ids:
             values += [p.external_pid, p.external_study, p.external_session]
         yield out.line(values)
