@@ -10,6 +10,7 @@ import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from app.cli import analyse, db_app, export, researcher_app, serve, study_app
 from app.errors import AppError
@@ -73,6 +74,10 @@ def run(argv: list[str] | None = None) -> int:
         return fail("interrupted")
     except USER_ERRORS as exc:
         return fail(str(exc))
+    except ValidationError as exc:  # settings from the environment (e.g. an unsafe production secret)
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or exc.title
+        return fail(f"{where}: {first['msg'].removeprefix('Value error, ')}")
     except KeyboardInterrupt:
         return fail("interrupted; rerun the same command to resume")
     return result if isinstance(result, int) else 0

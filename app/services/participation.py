@@ -372,6 +372,12 @@ def submit(
             return Outcome(False)  # an earlier page answered again (back button, double click): ignore
         raise Rejected(409, "this page is not open yet; your progress has been kept")
     step = page.step
+    repeatable = (
+        {f"q_{q.id}" for q in step.questions if isinstance(q, Multiple)} if isinstance(step, Questionnaire) else set()
+    )
+    repeated = sorted(set(multi or {}) - repeatable)
+    if repeated:
+        raise Rejected(400, f"the field {repeated[0]!r} was sent more than once")
     existing = session.scalar(select(Response).where(Response.participant_id == p.id, Response.key == page.key))
     if existing is not None and existing.complete:
         return Outcome(False)

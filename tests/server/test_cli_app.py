@@ -78,3 +78,17 @@ def test_export_analyse_and_power(
     assert run(["study", "power", "seagull-agreement", "--accuracy", "none=0.6"]) == 2
     assert run(["export", "no-such-study", "--out", str(tmp_path)]) == 2
     assert run(["study", "simulate", "seagull-agreement", "--strategy", "psychic"]) == 2
+
+
+def test_unsafe_production_settings_stop_the_server_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FIELDMARK_ENVIRONMENT", "production")
+    monkeypatch.delenv("FIELDMARK_SECRET_KEY", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert run(["serve"]) == 2
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err.strip()
+    assert "FIELDMARK_SECRET_KEY must be set" in err and len(err.splitlines()) == 1

@@ -186,3 +186,17 @@ def test_feedback_follows_the_answer_and_names_the_right_one(client: TestClient)
     fb = client.get(r.headers["location"])
     assert fb.status_code == 200 and ("Correct" in fb.text or "Not quite" in fb.text)
     assert "The model said" in fb.text
+
+
+def test_repeated_fields_are_refused(client: TestClient) -> None:
+    code = start(client, "seagull-agreement")
+    advance(client, code, choice="agree")
+    advance(client, code)
+    index = current_index(page(client, code))
+    from app.web import page_token
+    from tests.server.conftest import SECRET
+
+    body = f"page={index}&token={page_token(SECRET, code)}&answer=yes&answer=no"
+    r = client.post(f"/p/{code}", content=body, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and "was sent more than once" in r.text
+    assert [x for x in responses(client) if x.step_type == "trials"] == []
