@@ -84,3 +84,55 @@ def test_a_participant_completes_seagull_learning_by_clicking(
         browser.close()
     for name in ("consent.png", "trial-with-explanation.png", "completion.png"):
         assert (ARTIFACTS / name).stat().st_size > 10_000
+
+
+def test_a_researcher_monitors_analyses_and_downloads(
+    settings: Settings, studies: dict[str, LoadedStudy], tmp_path: Path
+) -> None:
+    import threading
+
+    import pandas as pd
+    from playwright.sync_api import expect, sync_playwright
+
+    from app.db import make_engine, session_factory, transaction
+    from app.export.files import TRIAL_COLUMNS
+    from app.services.accounts import add_researcher
+
+    engine = make_engine(settings.db_url)
+    with transaction(session_factory(engine)) as s:
+        add_researcher(s, "ada@example.org", "correct horse battery staple")
+    engine.dispose()
+    study = studies["seagull-agreement"]
+    with local_server(settings, studies) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        page = browser.new_page(accept_downloads=True)
+        page.goto(f"{base}/r/login")
+        page.get_by_label("E-mail").fill("ada@example.org")
+        page.get_by_label("Password").fill("correct horse battery staple")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Studies")).to_be_visible()
+        page.get_by_role("link", name=study.spec.title).click()
+        expect(page.get_by_role("heading", name="Live monitor")).to_be_visible()
+        bots = threading.Thread(target=run_bots, args=(study, 4, "always-agree", base, 21, settings, studies))
+        bots.start()  # the monitor refreshes itself while they take the study
+        expect(page.locator("#monitor")).to_contain_text("prediction", timeout=20_000)
+        bots.join(timeout=120)
+        page.wait_for_timeout(6000)  # one more polling round after the bots finished
+        completed = page.locator("#monitor tbody tr").first.locator("td").nth(2).text_content()
+        assert completed is not None and int(completed) >= 1
+        page.screenshot(path=str(ARTIFACTS / "researcher-monitor.png"), full_page=True)
+        page.get_by_role("link", name="Show accuracy so far").click()
+        expect(page.locator("#accuracy table")).to_be_visible()
+        with page.expect_download() as info:
+            page.get_by_role("link", name="trials.csv").click()
+        path = tmp_path / "trials.csv"
+        info.value.save_as(path)
+        page.get_by_role("link", name="Analysis").click()
+        expect(page.get_by_role("heading", name="Accuracy by condition (test trials)")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "researcher-analysis.png"), full_page=True)
+        browser.close()
+    trials = pd.read_csv(path)
+    assert list(trials.columns) == [c.name for c in TRIAL_COLUMNS]
+    assert len(trials) == 4 * 20 and set(trials["response"]) == {"yes"}
