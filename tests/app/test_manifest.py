@@ -10,6 +10,7 @@ from app.assets.manifest import Manifest
 
 def doc(**changes: object) -> dict[str, object]:
     heat = {
+        "kind": "heatmap",
         "method": "igos",
         "target": "predicted",
         "target_class": 62,
