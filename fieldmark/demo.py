@@ -120,6 +120,9 @@ def ensure_assets(home: Path, reports: Path) -> Path:
         images=study_images(reports / "predictions.csv"),
         explain_true=False,
         protocols=("igos",),
+        # Concept heatmaps are the demo's slowest stage on a laptop CPU: half the integration
+        # points and three gallery images per concept keep the first `make demo` short.
+        overrides={"xnn": {"gallery": 3}, "xnn-heatmap": {"steps": 10}},
     )
     with progress_bar("explaining") as update:
         manifest = explain(cfg, lambda i, n, phase: update(i, n, phase))

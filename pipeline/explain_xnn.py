@@ -8,8 +8,9 @@
 3. Per image (predicted class, and the true class when the model is wrong): contributions,
    the significant concepts, an I-GOS heatmap of where each fires (I-GOS on the concept's
    activation relative to its value on the image, through the combined network), and a card.
-4. Per concept: a gallery of the training images where it is strongest, with heatmaps; and on
-   data with part segmentations, the share of its heatmaps on each part and a suggested name.
+4. Per concept with a positive mean contribution: a gallery of the training images where it is
+   strongest, with heatmaps; and on data with part segmentations, the share of its heatmaps on
+   each part and a suggested name.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from pipeline.explain import Run
 
 HEATMAP_METHOD = "I-GOS on the concept's activation z_j, relative to z_j on the image (combined network)"
-GALLERY = 4  # training images per concept
 
 
 @torch.no_grad()
@@ -96,7 +96,7 @@ class XnnStage:
     def _train(self) -> tuple[list[SRAE], list[dict[str, Any]], torch.Tensor]:
         _, x, logits = self._split("train")
         key = hashlib.sha256(
-            x.numpy().tobytes() + logits.numpy().tobytes() + json.dumps(self.p.as_dict(), sort_keys=True).encode()
+            x.numpy().tobytes() + logits.numpy().tobytes() + json.dumps(self.p.training_dict(), sort_keys=True).encode()
         ).hexdigest()[:16]
         path = self.dir / f"xnn-{key}.pt"
         if path.is_file():
@@ -242,7 +242,11 @@ class XnnStage:
         picks: list[tuple[int, int, int]] = []  # (train row, class, unit)
         for c in range(len(xnns)):
             for j in range(self.p.k):
-                top = torch.argsort(z_train[c][:, j], descending=True, stable=True)[:GALLERY]
+                # Only concepts that on average speak for their class get a gallery: they are the
+                # ones a participant is shown; the rest would cost heatmaps nobody sees.
+                if meta[c]["mean_contribution"][j] <= 0:
+                    continue
+                top = torch.argsort(z_train[c][:, j], descending=True, stable=True)[: self.p.gallery]
                 picks += [(int(r), c, j) for r in top if z_train[c][r, j] > 0]
         rows = sorted({r for r, _, _ in picks})
         pos = {r: i for i, r in enumerate(rows)}
@@ -314,7 +318,7 @@ class XnnStage:
         return doc
 
     def _part_shares(self, rec: ImageRecord, sal: np.ndarray) -> dict[str, float]:
-        """Share of the heatmap's mass on each segmented part (empty without a segmentation)."""
+        """Share of the heatmap's mass on each segmented part (empty without a segmentation or mass)."""
         seg_path = self.ds.segmentation_path(rec)
         if seg_path is None or not seg_path.is_file():
             return {}
@@ -323,6 +327,8 @@ class XnnStage:
         full = torch.nn.functional.interpolate(
             torch.from_numpy(sal)[None, None].clamp(min=0), size=(224, 224), mode="bilinear", align_corners=True
         )[0, 0].numpy()
+        if full.sum() <= 0:  # a heatmap with no mass says nothing about where the concept lives
+            return {}
         return {name: round(energy(full, seg == v), 4) for v, name in enumerate(self.ds.segmentation_labels)}
 
 

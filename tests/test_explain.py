@@ -192,17 +192,22 @@ def test_sag_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> No
 
 def test_xnn_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> None:
     out = tmp_path / "x"
-    cheap = {"xnn": {"epochs": 3, "pretrain_epochs": 1, "max_rounds": 1}, "xnn-heatmap": {"iterations": 2, "steps": 2}}
+    cheap = {
+        "xnn": {"epochs": 3, "pretrain_epochs": 1, "max_rounds": 1, "gallery": 2},
+        "xnn-heatmap": {"iterations": 2, "steps": 2},
+    }
     explain(config(tiny_model, tiny_gulls, out, methods=["xnn"], images=[2, 6], overrides=cheap))
     m = schema.load(out)
     assert m.missing_files(out) == []
     assert m.xnn is not None and m.xnn.k == 5 and m.xnn.feature_dim == 128
     assert 0 <= m.xnn.accuracy_xnn <= 1 and m.xnn.accuracy_classifier >= 0
     assert [c.class_id for c in m.xnn.classes] == [59, 62, 64, 66]
+    assert any(ci.gallery for cc in m.xnn.classes for ci in cc.concepts)
     for cc in m.xnn.classes:
         assert len(cc.concepts) == 5 and cc.logit_range >= 0
         for ci in cc.concepts:
-            assert len(ci.gallery) <= 4
+            assert len(ci.gallery) <= 2
+            assert ci.mean_contribution > 0 or not ci.gallery  # only concepts that speak for the class
             if ci.gallery:
                 assert set(ci.part_shares) >= {"background", "bill", "eye", "legs"}
                 assert abs(sum(ci.part_shares.values()) - 1) < 0.02  # every pixel has one label

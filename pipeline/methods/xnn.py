@@ -41,10 +41,15 @@ class XnnParams:
     max_rounds: int = 5  # acceptance loop
     second_ratio: float = 0.3
     significant: float = 0.9  # significant x-features cover this share of the positive score
+    gallery: int = 4  # training images per concept in the report (concepts with positive mean contribution)
     seed: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    def training_dict(self) -> dict[str, object]:
+        """The parameters that change the trained XNNs (the cache key): not how they are reported."""
+        return {k: v for k, v in asdict(self).items() if k not in ("significant", "gallery")}
 
 
 def hidden_sizes(d: int) -> tuple[int, int]:
