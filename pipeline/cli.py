@@ -232,14 +232,18 @@ def explain_command(
     ] = True,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     batch: Annotated[int, typer.Option("--batch", help="Images per method call.")] = 8,
-    max_batch: Annotated[int, typer.Option("--max-batch", help="Model inputs per forward pass.")] = 160,
+    max_batch: Annotated[
+        int | None,
+        typer.Option("--max-batch", help="Model inputs per forward pass [default: 40 on a CPU, 160 on a GPU]"),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Heatmaps (I-GOS, iGOS++, Grad-CAM, IG, Occlusion, RISE), SAGs, nearest examples, metrics, a manifest."""
     from pipeline.explain import ExplainConfig, explain, parse_ids, parse_methods
 
     _positive("--batch", batch)
-    _positive("--max-batch", max_batch)
+    if max_batch is not None:
+        _positive("--max-batch", max_batch)
     if per_class is not None:
         _positive("--per-class", per_class)
     cfg = ExplainConfig(

@@ -17,3 +17,10 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise PipelineError(f"--device {name}: no CUDA device is available here; use --device cpu or auto")
     return torch.device(name)
+
+
+def default_max_batch(device: torch.device) -> int:
+    """Model inputs per forward pass when none is asked for. A GPU wants big batches; on a CPU a
+    batch of more than a few dozen 224-px images falls out of cache and runs slower (I-GOS on the
+    demo model, 2 cores: 3.8 s/image at 160 inputs per pass, 2.2 s/image at 40)."""
+    return 160 if device.type == "cuda" else 40

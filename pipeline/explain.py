@@ -26,7 +26,7 @@ from app.assets import manifest as schema
 from pipeline import provenance
 from pipeline.data.cub import Dataset, ImageRecord, atomic_write_bytes, atomic_write_text, dataset_hash, read_dataset
 from pipeline.data.species import BY_ID
-from pipeline.devices import resolve_device
+from pipeline.devices import default_max_batch, resolve_device
 from pipeline.errors import PipelineError
 from pipeline.methods import baselines as bl
 from pipeline.methods.common import ClassProbability, black_baseline, blurred_baseline, frozen, gaussian_blur
@@ -105,7 +105,7 @@ class ExplainConfig:
     explain_true: bool = True  # also explain the true class when the model is wrong
     seed: int = 0
     batch: int = 8  # images per method call
-    max_batch: int = 160  # model inputs per forward pass
+    max_batch: int | None = None  # model inputs per forward pass; None: devices.default_max_batch
     parts_from: str = "auto"  # "segmentation", "points" or "auto"
     protocols: tuple[str, ...] = tuple(PROTOCOLS)  # faithfulness protocols to score
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> param changes (tests, benches)
@@ -114,29 +114,30 @@ class ExplainConfig:
 def method_params(name: str, cfg: ExplainConfig) -> Any:
     """The parameter object of a method under this configuration (paper defaults unless overridden)."""
     o = cfg.overrides.get(name, {})
+    max_batch = cfg.max_batch or default_max_batch(resolve_device(cfg.device))
     if name == "igos":
-        return IgosParams(**{"size": cfg.resolution, "seed": cfg.seed, "max_batch": cfg.max_batch, **o})
+        return IgosParams(**{"size": cfg.resolution, "seed": cfg.seed, "max_batch": max_batch, **o})
     if name == "igospp":
         base: dict[str, Any] = IGOSPP_DEFAULTS.as_dict() | {
             "size": cfg.resolution,
             "seed": cfg.seed,
-            "max_batch": cfg.max_batch,
+            "max_batch": max_batch,
         }
         return IgosParams(**(base | o))
     if name == "gradcam":
         return bl.GradCamParams(**o)
     if name in ("ig-blur", "ig-black"):
-        return bl.IgParams(**{"baseline": name.split("-")[1], "max_batch": min(cfg.max_batch, 64), **o})
+        return bl.IgParams(**{"baseline": name.split("-")[1], "max_batch": min(max_batch, 64), **o})
     if name == "occlusion":
-        return bl.OcclusionParams(**{"max_batch": min(cfg.max_batch, 64), **o})
+        return bl.OcclusionParams(**{"max_batch": min(max_batch, 64), **o})
     if name == "rise":
-        return bl.RiseParams(**{"seed": cfg.seed, "max_batch": cfg.max_batch, **o})
+        return bl.RiseParams(**{"seed": cfg.seed, "max_batch": max_batch, **o})
     if name == "sag":
-        return SagParams(**{"seed": cfg.seed, "max_batch": max(cfg.max_batch, 64), **o})
+        return SagParams(**{"seed": cfg.seed, "max_batch": max(max_batch, 64), **o})
     if name == "xnn":
         return XnnParams(**{"seed": cfg.seed, **o})
     if name == "xnn-heatmap":
-        return IgosParams(**{"size": cfg.resolution, "seed": cfg.seed, "max_batch": cfg.max_batch, **o})
+        return IgosParams(**{"size": cfg.resolution, "seed": cfg.seed, "max_batch": max_batch, **o})
     return {"k": 3, "space": "penultimate features", "distance": "euclidean", **o}
 
 
@@ -435,7 +436,8 @@ def _heatmap_batch(w: Work, chunk: list[tuple[str, int, str, int]], params: Any)
     sal = saliency(name, params, model, b, transform).float()
     seconds = (time.perf_counter() - t0) / len(chunk)
     score = ClassProbability(model, b.targets)
-    curves = {p: deletion_insertion(score, b.x, sal, p, b.blurred, cfg.max_batch) for p in cfg.protocols}
+    max_batch = cfg.max_batch or default_max_batch(device)
+    curves = {p: deletion_insertion(score, b.x, sal, p, b.blurred, max_batch) for p in cfg.protocols}
     size = pics.shape[-1]
     for k, (_, i, target, cls) in enumerate(chunk):
         rec = recs[i]

@@ -50,6 +50,7 @@ class SagParams:
     shown_roots: int = 3
     node_threshold: float = 0.40  # expand a node while it keeps more than this share of confidence
     max_children: int = 3
+    minimise_window: int = 4  # removals tried per root per batched call while minimising
     order_iterations: int = 2  # the I-GOS map that orders the patches
     order_steps: int = 20
     questions: int = 6  # counterfactual questions per image
@@ -148,20 +149,25 @@ def reference_order(score: Score, image: torch.Tensor, baseline: torch.Tensor, p
     return torch.sort(mask.flatten(), stable=True).indices.tolist()
 
 
-def minimise(scorer: Scorer, sets: list[Patches], sufficient: float) -> list[Patches]:
+def minimise(scorer: Scorer, sets: list[Patches], sufficient: float, window: int = 4) -> list[Patches]:
     """Greedy 1-minimality of each set: passes in index order drop a patch whenever the rest stays
     sufficient; a pass that drops nothing ends it.
 
-    All sets advance in lockstep: each round scores, for every set, all removals from its current
-    position on in one batch and takes the first that stays sufficient — the same result as
-    trying them one at a time, in a handful of model calls.
+    All sets advance in lockstep: each round scores, for every set, the next `window` removals in
+    one batch and takes the first that stays sufficient — the same result as trying them one at a
+    time. A wider window means fewer model calls but more removals scored after the first hit
+    (wasted); scoring every remaining removal makes a set of s patches cost O(s²) forwards, which
+    on a CPU turned one image of the demo into minutes.
     """
     current = [tuple(sorted(s)) for s in sets]
     pos = [0] * len(sets)
     dropped = [False] * len(sets)
     active = list(range(len(sets)))
     while active:
-        trials = {i: [current[i][:k] + current[i][k + 1 :] for k in range(pos[i], len(current[i]))] for i in active}
+        trials = {
+            i: [current[i][:k] + current[i][k + 1 :] for k in range(pos[i], min(pos[i] + window, len(current[i])))]
+            for i in active
+        }
         flat = [t for i in active for t in trials[i]]
         ok = iter(s > sufficient for s in scorer(flat))
         still = []
@@ -172,6 +178,9 @@ def minimise(scorer: Scorer, sets: list[Patches], sufficient: float) -> list[Pat
                 current[i] = trials[i][k]
                 pos[i] += k  # the patch after the removed one now sits at this index
                 dropped[i] = True
+                still.append(i)
+            elif pos[i] + len(hits) < len(current[i]):  # the pass goes on
+                pos[i] += len(hits)
                 still.append(i)
             elif dropped[i]:  # the pass removed something: start another
                 pos[i], dropped[i] = 0, False
@@ -222,7 +231,7 @@ def search(score: Score, image: torch.Tensor, baseline: torch.Tensor, p: SagPara
         next_beam: list[Patches] = []
         found = len(roots)
         winners = [s for s, prob in ranked if prob > sufficient]
-        for root in minimise(scorer, winners, sufficient):
+        for root in minimise(scorer, winners, sufficient, p.minimise_window):
             if root not in roots:
                 roots.append(root)
         for s, prob in ranked:

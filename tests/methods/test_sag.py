@@ -2,6 +2,7 @@
 
 import itertools
 
+import pytest
 import torch
 
 from pipeline.methods.common import ClassProbability, frozen, gaussian_blur
@@ -47,7 +48,8 @@ def test_search_is_deterministic_and_batched() -> None:
     assert a.forwards > 5 * a.calls  # many masked images per model call
 
 
-def test_minimise_matches_the_one_at_a_time_definition() -> None:
+@pytest.mark.parametrize("window", [1, 3, 100])
+def test_minimise_matches_the_one_at_a_time_definition(window: int) -> None:
     """Greedy passes in index order, one removal tried at a time (the original algorithm), on a
     non-additive score where the order of removals matters."""
     gen = torch.Generator().manual_seed(0)
@@ -76,7 +78,7 @@ def test_minimise_matches_the_one_at_a_time_definition() -> None:
                 return tuple(current)
 
     sets = [tuple(sorted(torch.randperm(12, generator=gen)[: 4 + k % 6].tolist())) for k in range(40)]
-    got = minimise(Scores(), sets, 1.6)  # type: ignore[arg-type]
+    got = minimise(Scores(), sets, 1.6, window)  # type: ignore[arg-type]
     assert got == [one_at_a_time(s, 1.6) for s in sets]
     assert len({len(g) for g in got}) > 1
 
