@@ -586,23 +586,12 @@ def _xnn(w: Work, p: XnnParams, progress: Progress | None) -> None:
         progress(0, len(lm.class_ids), "xnn: training concepts")
     xnns, meta, train_x = stage.train()
     targets = [_targets(entries[r.id]["predicted_class"], r.class_id, cfg.explain_true) for r in recs]
-    counter = {"done": 0}
 
-    def step(phase: str, total: int) -> Callable[[int], None]:
-        counter["done"] = 0
+    def step(phase: str) -> Callable[[int, int], None] | None:
+        return (lambda done, total: progress(done, total, phase)) if progress else None
 
-        def advance(n: int) -> None:
-            counter["done"] += n
-            if progress:
-                progress(counter["done"], total, phase)
-
-        return advance
-
-    todo = sum(
-        1 for r, ts in zip(recs, targets, strict=True) for t, _ in ts if not run.record("xnn", r.id, t).is_file()
-    )
-    stage.explain_images(xnns, recs, uint8, targets, lm.class_names, step("xnn: concept maps", todo * 2))
-    stage.report(xnns, meta, train_x, step("xnn: concept galleries", len(lm.class_ids) * p.k * 4))
+    stage.explain_images(xnns, recs, uint8, targets, lm.class_names, step("xnn: concept maps"))
+    stage.report(xnns, meta, train_x, step("xnn: concept galleries"))
 
 
 def _examples(w: Work, params: dict[str, Any]) -> None:

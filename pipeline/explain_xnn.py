@@ -130,7 +130,7 @@ class XnnStage:
         xnns: list[SRAE],
         uint8: torch.Tensor,
         jobs: list[tuple[int, int, int]],
-        on_done: Callable[[int], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[np.ndarray]:
         """I-GOS saliency (r×r) for (row of uint8, class index, unit) jobs, in batches."""
         out: list[np.ndarray] = []
@@ -148,8 +148,8 @@ class XnnStage:
             score = ConceptScore(self.model, xnns, cls, unit, ref)
             masks = igos(score, x, blurred_baseline(pics, self.transform), self.heatmap)
             out += list((1 - masks).squeeze(1).cpu().numpy())
-            if on_done:
-                on_done(len(chunk))
+            if progress:
+                progress(len(out), len(jobs))
         return out
 
     def write_map(self, rel: str, image: np.ndarray, sal: np.ndarray) -> None:
@@ -164,7 +164,7 @@ class XnnStage:
         uint8: torch.Tensor,
         targets: list[list[tuple[str, int]]],
         class_names: list[str],
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         with torch.no_grad():
             feats, logits = features_and_logits(self.model, uint8, self.transform, self.device)
@@ -226,7 +226,7 @@ class XnnStage:
         xnns: list[SRAE],
         meta: list[dict[str, Any]],
         train_x: torch.Tensor,
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> dict[str, Any]:
         path = self.dir / "report.json"
         if path.is_file():
