@@ -109,11 +109,13 @@ def measure(label: str, db_url: str, workers: int, home: Path, assets: Path) -> 
     }
     exe = Path(sys.executable).with_name("fieldmark")
     subprocess.run([str(exe), "db", "upgrade"], env=env, check=True, capture_output=True)
+    # The server's log goes to a file: a pipe nobody reads fills up and stalls the server.
+    log = (home / "server.log").open("w")
     server = subprocess.Popen(
         [str(exe), "serve", "--port", str(port), "--workers", str(workers), "--no-upgrade"],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -127,6 +129,7 @@ def measure(label: str, db_url: str, workers: int, home: Path, assets: Path) -> 
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
     engine = sa.create_engine(db_url)
     with engine.connect() as c:
         stored = {
