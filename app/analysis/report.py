@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.analysis import data as D
 from app.analysis import stats as S
+from app.analysis.rules import answers
 from app.studies.loader import LoadedStudy
 
 
@@ -34,7 +35,7 @@ class Report:
 def build(session: Session, study: LoadedStudy, apply_exclusions: bool = True) -> Report:
     people = D.participants_frame(session, study)
     trials = D.trials_frame(session, study)
-    extra = D.answers(session, study)
+    extra = answers(session, study)
     flags = D.exclusion_flags(study, people, trials, extra)
     keep = set(flags.index[~flags["excluded"]]) if apply_exclusions else set(flags.index)
     analysed = trials[trials["participant_id"].isin(keep)]

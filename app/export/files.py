@@ -2,8 +2,9 @@
 
 Columns are declared once in `TRIAL_COLUMNS` / `PARTICIPANT_COLUMNS` (plus one column per
 questionnaire question, from the study file), and the codebook is generated from those
-declarations — never written by hand. Rows stream from the database in batches: exporting a
-million trials holds one participant's rows in memory at a time.
+declarations — never written by hand. Rows stream from the database in batches and leave as
+chunks of CSV text: exporting a million trials holds one participant's rows at a time, and only
+booleans and times are converted (everything else the csv module writes as it comes).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.analysis.data import TRIAL_FIELDS, answers, attention_failures, flags_for, pseudonym
+from app.analysis.rules import TRIAL_FIELDS, answers, attention_failures, flags_for, pseudonym
 from app.models import Participant, Response, StudySnapshot
 from app.studies.loader import LoadedStudy
 from app.studies.schema import Likert, Multiple, Number, Questionnaire, Single, Text
@@ -121,76 +122,76 @@ def questionnaire_columns(study: LoadedStudy) -> list[Column]:
     return cols
 
 
-def _fmt(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    return v
+BOOL = {True: "true", False: "false", None: ""}
+CHUNK = 1 << 16  # characters of CSV per yielded chunk
+FLAGS = ("excluded", "excluded_attention", "excluded_too_fast", "excluded_screened_out")
 
 
-class _Rows:
-    """A csv writer that hands back each row's text (for streaming)."""
+def _iso(v: Any) -> str:
+    return "" if v is None else str(v.isoformat())
 
-    def __init__(self, names: list[str]) -> None:
+
+def _cell(v: Any) -> Any:
+    return BOOL[v] if isinstance(v, bool) or v is None else v.isoformat() if hasattr(v, "isoformat") else v
+
+
+class _Csv:
+    """Rows in, chunks of CSV text out (streaming in large pieces, not a line at a time)."""
+
+    def __init__(self) -> None:
         self.buf = io.StringIO()
         self.writer = csv.writer(self.buf, lineterminator="\n")
-        self.names = names
 
-    def line(self, values: list[Any]) -> str:
-        self.writer.writerow([_fmt(v) for v in values])
+    def row(self, values: Any) -> None:
+        self.writer.writerow(values)
+
+    def take(self, force: bool = False) -> str | None:
+        if not force and self.buf.tell() < CHUNK:
+            return None
         out = self.buf.getvalue()
         self.buf.seek(0)
         self.buf.truncate()
         return out
 
 
-def _people(session: Session, study: LoadedStudy, include_pilots: bool) -> dict[int, Participant]:
-    q = select(Participant).where(Participant.study_id == study.id)
-    if not include_pilots:
-        q = q.where(Participant.is_pilot.is_(False))
-    return {p.id: p for p in session.scalars(q)}
-
-
 def _trial_groups(
-    session: Session, study: LoadedStudy, people: dict[int, Participant], batch: int = 5000
-) -> Iterator[tuple[int, list[Any]]]:
-    """Each participant's trial rows in turn, streamed from the database."""
+    session: Session, study: LoadedStudy, include_pilots: bool, batch: int = 5000
+) -> Iterator[tuple[tuple[Any, ...], list[Any]]]:
+    """Each participant's trial rows in turn (with the participant's id, external id and status),
+    streamed from the database."""
     q = (
-        select(*(getattr(Response, f) for f in TRIAL_FIELDS))
+        select(Participant.external_pid, Participant.status, *(getattr(Response, f) for f in TRIAL_FIELDS))
+        .join(Participant, Participant.id == Response.participant_id)
         .where(Response.study_id == study.id, Response.step_type == "trials", Response.complete.is_(True))
         .order_by(Response.participant_id, Response.page)
         .execution_options(yield_per=batch, stream_results=True)
     )
+    if not include_pilots:
+        q = q.where(Participant.is_pilot.is_(False))
     current: int | None = None
     rows: list[Any] = []
+    who: tuple[Any, ...] = ()
     for row in session.execute(q):
-        if row[0] not in people:
-            continue
-        if row[0] != current:
+        if row.participant_id != current:
             if current is not None:
-                yield current, rows
-            current, rows = row[0], []
+                yield who, rows
+            current, rows, who = row.participant_id, [], (row.participant_id, row.external_pid, row.status)
         rows.append(row)
     if current is not None:
-        yield current, rows
+        yield who, rows
 
 
 def stream_trials(session: Session, study: LoadedStudy, secret: str, include_pilots: bool = False) -> Iterator[str]:
-    people = _people(session, study, include_pilots)
     failed = attention_failures(answers(session, study))
-    out = _Rows([c.name for c in TRIAL_COLUMNS])
-    yield out.line(out.names)
-    for pid, rows in _trial_groups(session, study, people):
-        p = people[pid]
-        name = pseudonym(secret, study.id, p.external_pid, p.id)
-        flags = flags_for(study, p.status, [r.rt_ms for r in rows if r.rt_ms is not None], pid in failed)
+    out = _Csv()
+    out.row([c.name for c in TRIAL_COLUMNS])
+    for (pid, external, status), rows in _trial_groups(session, study, include_pilots):
+        name = pseudonym(secret, study.id, external, pid)
+        flags = flags_for(study, status, [r.rt_ms for r in rows if r.rt_ms is not None], pid in failed)
+        tail = [BOOL[flags[k]] for k in FLAGS]
         for r in rows:
-            switched = None if r.first_answer is None else r.first_answer != r.answer
-            yield out.line(
-                [
+            out.row(
+                (
                     study.id,
                     r.study_hash,
                     name,
@@ -203,45 +204,48 @@ def stream_trials(session: Session, study: LoadedStudy, secret: str, include_pil
                     r.true_class,
                     r.model_prediction,
                     r.model_confidence,
-                    r.model_correct,
+                    BOOL[r.model_correct],
                     r.explanation,
                     r.asset_id,
                     r.answer,
-                    r.correct,
+                    BOOL[r.correct],
                     r.confidence,
                     r.first_answer,
-                    r.first_correct,
-                    switched,
+                    BOOL[r.first_correct],
+                    "" if r.first_answer is None else BOOL[r.first_answer != r.answer],
                     r.rt_ms,
                     r.onset_ms,
                     r.response_ms,
-                    r.first_received_at,
-                    r.received_at,
-                    flags["excluded"],
-                    flags["excluded_attention"],
-                    flags["excluded_too_fast"],
-                    flags["excluded_screened_out"],
-                ]
+                    _iso(r.first_received_at),
+                    _iso(r.received_at),
+                    *tail,
+                )
             )
+        if (chunk := out.take()) is not None:
+            yield chunk
+    yield out.take(force=True) or ""
 
 
 def stream_participants(
     session: Session, study: LoadedStudy, secret: str, raw_ids: bool = False, include_pilots: bool = False
 ) -> Iterator[str]:
-    people = _people(session, study, include_pilots)
     extra = answers(session, study)
     failed = attention_failures(extra)
     extra_cols = questionnaire_columns(study)
-    totals: dict[int, tuple[int, int, list[float]]] = {}
-    for pid, rows in _trial_groups(session, study, people):
-        totals[pid] = (len(rows), sum(bool(r.correct) for r in rows), [r.rt_ms for r in rows if r.rt_ms is not None])
+    # Per participant only the totals are kept: (trials, correct, median response time).
+    totals: dict[int, tuple[int, int, float | None]] = {}
+    for (pid, _, _), rows in _trial_groups(session, study, include_pilots):
+        rts = [r.rt_ms for r in rows if r.rt_ms is not None]
+        totals[pid] = (len(rows), sum(bool(r.correct) for r in rows), statistics.median(rts) if rts else None)
     cols = [*PARTICIPANT_COLUMNS, *extra_cols, *(RAW_ID_COLUMNS if raw_ids else ())]
-    out = _Rows([c.name for c in cols])
-    yield out.line(out.names)
-    for pid in sorted(people):
-        p = people[pid]
-        n, k, rts = totals.get(pid, (0, 0, []))
-        flags = flags_for(study, p.status, rts, pid in failed)
+    out = _Csv()
+    out.row([c.name for c in cols])
+    q = select(Participant).where(Participant.study_id == study.id).order_by(Participant.id)
+    if not include_pilots:
+        q = q.where(Participant.is_pilot.is_(False))
+    for p in session.scalars(q.execution_options(yield_per=1000)):
+        n, k, median = totals.get(p.id, (0, 0, None))
+        flags = flags_for(study, p.status, [] if median is None else [median], p.id in failed)
         values = [
             pseudonym(secret, study.id, p.external_pid, p.id),
             p.condition,
@@ -254,16 +258,20 @@ def stream_participants(
             n,
             k,
             (k / n) if n else None,
-            statistics.median(rts) if rts else None,
+            median,
             flags["excluded"],
             flags["excluded_attention"],
             flags["excluded_too_fast"],
             flags["excluded_screened_out"],
         ]
-        values += [extra.get(pid, {}).get(c.name) for c in extra_cols]
+        values += [extra.get(p.id, {}).get(c.name) for c in extra_cols]
         if raw_ids:
             values += [p.external_pid, p.external_study, p.external_session]
-        yield out.line(values)
+        out.row([_cell(v) for v in values])
+        if (chunk := out.take()) is not None:
+            yield chunk
+        session.expunge(p)  # constant memory: the identity map would keep every participant
+    yield out.take(force=True) or ""
 
 
 def codebook(study: LoadedStudy, raw_ids: bool) -> dict[str, Any]:

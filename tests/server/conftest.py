@@ -48,7 +48,7 @@ def build_demo_run(root: Path) -> Path:
     train_model(ds.root, "compact", model, TrainConfig(epochs=30, batch_size=8, lr=3e-3, seed=0), "cpu")
     predict_table(model, ds.root, root / "pred.csv", "test", "cpu")
     rows = list(csv.DictReader((root / "pred.csv").open()))
-    right = [int(r["image_id"]) for r in rows if r["correct"] == "1"][:36]
+    right = [int(r["image_id"]) for r in rows if r["correct"] == "1"][:60]
     wrong = [int(r["image_id"]) for r in rows if r["correct"] == "0"][:14]
     assert len(right) >= 30 and len(wrong) >= 10, (len(right), len(wrong))
     run = root / "assets" / "demo"
