@@ -154,70 +154,114 @@ class _Csv:
         return out
 
 
+Totals = dict[int, tuple[int, int, float | None]]  # participant -> (trials, correct, median response time)
+# positions in the rows of _trial_groups: external id, status, then TRIAL_FIELDS
+_CORRECT, _RT = (2 + TRIAL_FIELDS.index(f) for f in ("correct", "rt_ms"))
+
+
+def _totals(rows: list[Any]) -> tuple[tuple[int, int, float | None], list[float]]:
+    rts = [r[_RT] for r in rows if r[_RT] is not None]
+    return (len(rows), sum(bool(r[_CORRECT]) for r in rows), statistics.median(rts) if rts else None), rts
+
+
 def _trial_groups(
     session: Session, study: LoadedStudy, include_pilots: bool, batch: int = 5000
 ) -> Iterator[tuple[tuple[Any, ...], list[Any]]]:
     """Each participant's trial rows in turn (with the participant's id, external id and status),
-    streamed from the database."""
+    streamed from the database as plain tuples (Core, not the ORM: a million rows of these)."""
     q = (
         select(Participant.external_pid, Participant.status, *(getattr(Response, f) for f in TRIAL_FIELDS))
         .join(Participant, Participant.id == Response.participant_id)
         .where(Response.study_id == study.id, Response.step_type == "trials", Response.complete.is_(True))
         .order_by(Response.participant_id, Response.page)
-        .execution_options(yield_per=batch, stream_results=True)
     )
     if not include_pilots:
         q = q.where(Participant.is_pilot.is_(False))
+    result = session.connection().execution_options(stream_results=True, yield_per=batch).execute(q)
     current: int | None = None
     rows: list[Any] = []
     who: tuple[Any, ...] = ()
-    for row in session.execute(q):
-        if row.participant_id != current:
+    for row in result:
+        if row[2] != current:
             if current is not None:
                 yield who, rows
-            current, rows, who = row.participant_id, [], (row.participant_id, row.external_pid, row.status)
+            current, rows, who = row[2], [], (row[2], row[0], row[1])
         rows.append(row)
     if current is not None:
         yield who, rows
 
 
-def stream_trials(session: Session, study: LoadedStudy, secret: str, include_pilots: bool = False) -> Iterator[str]:
+def stream_trials(
+    session: Session, study: LoadedStudy, secret: str, include_pilots: bool = False, totals: Totals | None = None
+) -> Iterator[str]:
+    """trials.csv in chunks; `totals`, if given, is filled for participants.csv on the way."""
     failed = attention_failures(answers(session, study))
     out = _Csv()
     out.row([c.name for c in TRIAL_COLUMNS])
+    sid = study.id
     for (pid, external, status), rows in _trial_groups(session, study, include_pilots):
-        name = pseudonym(secret, study.id, external, pid)
-        flags = flags_for(study, status, [r.rt_ms for r in rows if r.rt_ms is not None], pid in failed)
+        name = pseudonym(secret, sid, external, pid)
+        mine, rts = _totals(rows)
+        flags = flags_for(study, status, rts, pid in failed)
+        if totals is not None:
+            totals[pid] = mine
         tail = [BOOL[flags[k]] for k in FLAGS]
-        for r in rows:
+        for (
+            _ext,
+            _status,
+            _pid,
+            condition,
+            phase,
+            step_id,
+            task,
+            trial_index,
+            item_id,
+            true_class,
+            model_prediction,
+            model_confidence,
+            model_correct,
+            explanation,
+            asset_id,
+            answer,
+            correct,
+            confidence,
+            first_answer,
+            first_correct,
+            onset_ms,
+            response_ms,
+            rt_ms,
+            first_received_at,
+            received_at,
+            study_hash,
+        ) in rows:
             out.row(
                 (
-                    study.id,
-                    r.study_hash,
+                    sid,
+                    study_hash,
                     name,
-                    r.condition,
-                    r.phase,
-                    r.step_id,
-                    r.task,
-                    r.trial_index,
-                    r.item_id,
-                    r.true_class,
-                    r.model_prediction,
-                    r.model_confidence,
-                    BOOL[r.model_correct],
-                    r.explanation,
-                    r.asset_id,
-                    r.answer,
-                    BOOL[r.correct],
-                    r.confidence,
-                    r.first_answer,
-                    BOOL[r.first_correct],
-                    "" if r.first_answer is None else BOOL[r.first_answer != r.answer],
-                    r.rt_ms,
-                    r.onset_ms,
-                    r.response_ms,
-                    _iso(r.first_received_at),
-                    _iso(r.received_at),
+                    condition,
+                    phase,
+                    step_id,
+                    task,
+                    trial_index,
+                    item_id,
+                    true_class,
+                    model_prediction,
+                    model_confidence,
+                    BOOL[model_correct],
+                    explanation,
+                    asset_id,
+                    answer,
+                    BOOL[correct],
+                    confidence,
+                    first_answer,
+                    BOOL[first_correct],
+                    "" if first_answer is None else BOOL[first_answer != answer],
+                    rt_ms,
+                    onset_ms,
+                    response_ms,
+                    _iso(first_received_at),
+                    _iso(received_at),
                     *tail,
                 )
             )
@@ -226,17 +270,24 @@ def stream_trials(session: Session, study: LoadedStudy, secret: str, include_pil
     yield out.take(force=True) or ""
 
 
+def trial_totals(session: Session, study: LoadedStudy, include_pilots: bool = False) -> Totals:
+    return {pid: _totals(rows)[0] for (pid, _, _), rows in _trial_groups(session, study, include_pilots)}
+
+
 def stream_participants(
-    session: Session, study: LoadedStudy, secret: str, raw_ids: bool = False, include_pilots: bool = False
+    session: Session,
+    study: LoadedStudy,
+    secret: str,
+    raw_ids: bool = False,
+    include_pilots: bool = False,
+    totals: Totals | None = None,
 ) -> Iterator[str]:
+    """participants.csv in chunks (`totals` from a trials export saves a second pass over the trials)."""
     extra = answers(session, study)
     failed = attention_failures(extra)
     extra_cols = questionnaire_columns(study)
-    # Per participant only the totals are kept: (trials, correct, median response time).
-    totals: dict[int, tuple[int, int, float | None]] = {}
-    for (pid, _, _), rows in _trial_groups(session, study, include_pilots):
-        rts = [r.rt_ms for r in rows if r.rt_ms is not None]
-        totals[pid] = (len(rows), sum(bool(r.correct) for r in rows), statistics.median(rts) if rts else None)
+    if totals is None:
+        totals = trial_totals(session, study, include_pilots)
     cols = [*PARTICIPANT_COLUMNS, *extra_cols, *(RAW_ID_COLUMNS if raw_ids else ())]
     out = _Csv()
     out.row([c.name for c in cols])
@@ -333,9 +384,12 @@ def export(
     from app.util import atomic_write
 
     out.mkdir(parents=True, exist_ok=True)
+    totals: Totals = {}
     written = [
-        atomic_write(out / "trials.csv", stream_trials(session, study, secret, include_pilots)),
-        atomic_write(out / "participants.csv", stream_participants(session, study, secret, raw_ids, include_pilots)),
+        atomic_write(out / "trials.csv", stream_trials(session, study, secret, include_pilots, totals)),
+        atomic_write(
+            out / "participants.csv", stream_participants(session, study, secret, raw_ids, include_pilots, totals)
+        ),
     ]
     doc = codebook(study, raw_ids)
     written.append(atomic_write(out / "codebook.json", [json.dumps(doc, indent=2, default=str)]))

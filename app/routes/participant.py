@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.assets.manifest import Concepts, Examples, Heatmap, Sag
@@ -109,7 +110,9 @@ def show(request: Request, code: str, session: SessionDep) -> Response:
 @router.post("/p/{code}")
 async def answer(request: Request, code: str, session: SessionDep) -> Response:
     form_data = await request.form()
-    return _answer(request, code, session, form_data)
+    # The form is read on the event loop; the database work blocks, so it runs in the thread pool
+    # (on the loop, one request waiting for a pooled connection stalls every other request).
+    return await run_in_threadpool(_answer, request, code, session, form_data)
 
 
 def _answer(request: Request, code: str, session: SessionDep, form_data: Any) -> Response:
@@ -201,6 +204,10 @@ def feedback(request: Request, code: str, page_index: int, session: SessionDep) 
 async def event(request: Request, code: str, session: SessionDep) -> Response:
     """Client-side events worth monitoring (an image that failed to load). Small and optional."""
     form = await request.form()
+    return await run_in_threadpool(_event, request, code, session, form)
+
+
+def _event(request: Request, code: str, session: SessionDep, form: Any) -> Response:
     found = _participant(request, session, code)
     if isinstance(found, Response):
         return found

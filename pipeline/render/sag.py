@@ -279,7 +279,7 @@ def diagram_png(g: SagGraph, image: np.ndarray, class_name: str) -> Image.Image:
             d.line((s(x1), s(y1), s(x2), s(y2)), fill=MUTED, width=s(1 + 3 * min(max(e.drop, 0.0), 1.0)))
             d.text(
                 (s((x1 + x2) / 2 + 6), s((y1 + y2) / 2 - 6)),
-                f"−{round(max(e.drop, 0.0) * 100)}%",
+                f"-{round(max(e.drop, 0.0) * 100)}%",
                 fill="#b3261e",
                 font=small,
             )
