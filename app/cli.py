@@ -47,6 +47,9 @@ def serve(
         workers=workers,
         log_level="warning",
         proxy_headers=True,
+        # Participants read for seconds between pages; uvicorn's 5-s default closes connections
+        # that the browser is about to reuse.
+        timeout_keep_alive=30,
     )
 
 

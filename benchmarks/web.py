@@ -10,6 +10,8 @@ duplicate rows. Written to docs/benchmarks.md.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import os
 import random
 import re
@@ -41,10 +43,23 @@ class Stats:
         self.answers = 0
 
 
+class Abandoned(Exception):
+    pass
+
+
 async def participant(client: httpx.AsyncClient, k: int, stats: Stats, rng: random.Random) -> None:
+    with contextlib.suppress(Abandoned):
+        await _participant(client, k, stats, rng)
+
+
+async def _participant(client: httpx.AsyncClient, k: int, stats: Stats, rng: random.Random) -> None:
     async def timed(method: str, url: str, **kw: object) -> httpx.Response:
         t0 = time.perf_counter()
-        resp = await client.request(method, url, **kw)  # type: ignore[arg-type]
+        try:
+            resp = await client.request(method, url, **kw)  # type: ignore[arg-type]
+        except httpx.TransportError as e:  # counted, and this participant gives up (as a person would)
+            stats.errors.append(f"{type(e).__name__} {method} {url}")
+            raise Abandoned from e
         stats.latency.append(time.perf_counter() - t0)
         if resp.status_code >= 400:
             stats.errors.append(f"{resp.status_code} {url}")
@@ -146,6 +161,8 @@ def measure(label: str, db_url: str, workers: int, home: Path, assets: Path) -> 
         ).scalar()
     engine.dispose()
     lost = len(stats.acknowledged - stored)
+    if stats.errors:
+        print(label, "errors:", collections.Counter(e.split()[0] for e in stats.errors).most_common(5), flush=True)
     lat = sorted(stats.latency)
     q = statistics.quantiles(lat, n=100)
     return (
