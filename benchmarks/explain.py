@@ -214,7 +214,8 @@ Ranked best first. `igos` protocol, deletion: {ranked(order_del)}; insertion: {r
 `rise` protocol, deletion: {ranked(order_del_rise)}; insertion: {ranked(order_ins_rise)}.
 
 The papers' claims on this model and data: {claims("igos")} {claims("rise")}
-See [explanations.md](explanations.md) for a discussion.
+See [explanations.md](explanations.md) for a discussion. GPU timing on ResNet-50 comes from
+`make bench-explain-gpu` (var/bench/gpu.md).
 
 ![iGOS++, I-GOS and Grad-CAM on the same test images](images/heatmaps.png)
 """,
@@ -269,6 +270,7 @@ threshold 0.9 × the full image's probability, CPU only.
 | counterfactual questions per image whose answer the diagram does not print | {hidden:.1f} |
 
 The original code logged 40–210 s per image (ImageNet, VGG-19, one image per forward, GPU unknown).
+GPU timing on ResNet-50 comes from `make bench-explain-gpu` (var/bench/gpu.md).
 
 ![Three structured attention graphs](images/sag.png)
 """,
