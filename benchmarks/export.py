@@ -144,7 +144,7 @@ def main() -> None:
         with Path(f"{tmp}/out/trials.csv").open() as fh:
             lines = sum(1 for _ in fh) - 1
         size_mb = Path(f"{tmp}/out/trials.csv").stat().st_size / 1e6
-    verdict = "meets" if seconds < 30 and peak_mb < 200 else "misses"
+    verdict = f"time {'met' if seconds < 30 else 'missed'}, memory {'met' if peak_mb < 200 else 'missed'}"
     write_section(
         "export",
         f"""
@@ -154,7 +154,7 @@ Machine: {machine()}. SQLite database with {ROWS:,} trial rows ({ROWS // PER_PAR
 filled in {fill_s:.0f} s, not timed). `fieldmark export {STUDY}` (trials.csv, participants.csv, codebook, study
 file) in a child process: **{seconds:.1f} s**, peak resident memory of the whole process **{peak_mb:.0f} MB**
 (interpreter and libraries included); trials.csv has {lines:,} rows ({size_mb:.0f} MB). Target: under 30 s and
-200 MB — this {verdict} it.
+200 MB: {verdict}.
 """,
     )
     print(f"{lines} rows, {seconds:.1f} s, peak {peak_mb:.0f} MB")
