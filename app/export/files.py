@@ -310,10 +310,7 @@ def stream_participants(
             k,
             (k / n) if n else None,
             median,
-            flags["excluded"],
-            flags["excluded_attention"],
-            flags["excluded_too_fast"],
-            flags["excluded_screened_out"],
+            *(flags[k] for k in FLAGS),
         ]
         values += [extra.get(p.id, {}).get(c.name) for c in extra_cols]
         if raw_ids:
