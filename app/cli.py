@@ -40,7 +40,7 @@ def serve(
         migrate(settings.db_url)
     create_app(settings)  # load and check every study now: a broken study file stops here, clearly
     uvicorn.run(
-        "app.main:create_app",
+        "app.main:serve_app",
         factory=True,
         host=host,
         port=port,

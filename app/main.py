@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -63,4 +65,17 @@ def create_app(settings: Settings | None = None, studies: dict[str, LoadedStudy]
             message=str(exc.detail) if exc.status_code != 404 else "There is nothing at this address.",
         )
 
+    return app
+
+
+def serve_app() -> FastAPI:
+    """The app as `fieldmark serve` runs it, one per worker process.
+
+    The loaded studies and manifests are hundreds of thousands of long-lived objects; a full
+    garbage collection scanning them all stalls every request for over 100 ms. Frozen after
+    start-up, the collector skips them.
+    """
+    app = create_app()
+    gc.collect()
+    gc.freeze()
     return app

@@ -73,9 +73,7 @@ def enter(request: Request, study_id: str, session: SessionDep) -> Response:
 
 
 def _participant(request: Request, session: SessionDep, code: str) -> tuple[Participant, LoadedStudy] | Response:
-    from sqlalchemy import select
-
-    p = session.scalar(select(Participant).where(Participant.code == code))
+    p = svc.participant_by_code(session, code)
     study = _study(request, p.study_id) if p else None
     if p is None or study is None:
         return _error(
@@ -314,8 +312,8 @@ def _trial_view(study: LoadedStudy, p: Participant, page: Page, session: Session
     assert isinstance(step, Trials) and it is not None and study.assets is not None
     names = _class_names(study)
     condition = study.spec.condition(p.condition or "")
-    existing = svc.response_for(session, p, page.key)
-    stage = 2 if step.two_stage and existing is not None and not existing.complete else 1
+    existing = svc.response_for(session, p, page.key) if step.two_stage else None
+    stage = 2 if existing is not None and not existing.complete else 1
     entry = study.entries[it.image_id]
     advice = step.explanation and (not step.two_stage or stage == 2)
     explanation = _explanation_view(study, entry, condition) if advice else None

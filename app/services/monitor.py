@@ -15,15 +15,14 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from app.models import Event, Participant, Response, utcnow
+from app.models import Event, Participant, Response, aware, utcnow
 from app.studies.loader import LoadedStudy
 
 STATES = ("started", "active", "completed", "abandoned", "screened_out", "declined")
 
 
 def state_of(p: Participant, timeout: dt.timedelta, now: dt.datetime) -> str:
-    seen = p.last_seen_at if p.last_seen_at.tzinfo else p.last_seen_at.replace(tzinfo=dt.UTC)
-    if p.status in ("started", "active") and now - seen > timeout:
+    if p.status in ("started", "active") and now - aware(p.last_seen_at) > timeout:
         return "abandoned"
     return p.status
 
@@ -61,9 +60,7 @@ def monitor(session: Session, study: LoadedStudy, now: dt.datetime | None = None
     for pid, step, at in rows:
         start = previous.get(pid)
         if start is not None:
-            a = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
-            s = start if start.tzinfo else start.replace(tzinfo=dt.UTC)
-            durations[step].append((a - s).total_seconds())
+            durations[step].append((aware(at) - aware(start)).total_seconds())
         previous[pid] = at
         last_step[pid] = step
     order = [s.id for s in study.spec.steps]

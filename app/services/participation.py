@@ -13,10 +13,10 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from app.models import Assignment, Event, Participant, Response, Study, utcnow
+from app.models import Assignment, Event, Participant, Response, Study, aware, utcnow
 from app.studies.loader import LoadedStudy, explanation_for
 from app.studies.pages import Page, plan
 from app.studies.schema import (
@@ -99,7 +99,7 @@ def enter(
     return p, True
 
 
-def pages_of(study: LoadedStudy, p: Participant) -> list[Page]:
+def pages_of(study: LoadedStudy, p: Participant) -> tuple[Page, ...]:
     return plan(study, p.condition, p.item_set, p.seed)
 
 
@@ -108,8 +108,15 @@ def current(study: LoadedStudy, p: Participant) -> Page:
     return pages[min(p.cursor, len(pages) - 1)]
 
 
-def touch(p: Participant) -> None:
-    p.last_seen_at = utcnow()
+SEEN_EVERY = dt.timedelta(seconds=60)
+
+
+def touch(p: Participant, now: dt.datetime | None = None) -> None:
+    """Note that the participant is here. Kept to the minute (idle timeouts are minutes long):
+    writing it on every page view would turn each read into a write transaction."""
+    now = now or utcnow()
+    if p.last_seen_at is None or now - aware(p.last_seen_at) >= SEEN_EVERY:
+        p.last_seen_at = now
 
 
 # -- assignment -------------------------------------------------------------------------------------
@@ -136,8 +143,7 @@ def assign(session: Session, study: LoadedStudy, p: Participant, now: dt.datetim
         if cond not in counts:
             continue
         ever[cond] += 1
-        seen = seen if seen.tzinfo else seen.replace(tzinfo=dt.UTC)
-        if status == "completed" or (status == "active" and seen >= cutoff):
+        if status == "completed" or (status == "active" and aware(seen) >= cutoff):
             counts[cond] += 1
     order = [c.id for c in study.spec.conditions]
     chosen = min(order, key=lambda c: (counts[c], ever[c], order.index(c)))
@@ -363,7 +369,12 @@ def submit(
 ) -> Outcome:
     """Apply one form submission. Stale or repeated submissions change nothing."""
     now = now or utcnow()
-    touch(p)
+    # Lock first. Writing the participant's row makes a concurrent submission for the same
+    # participant (a double click) wait here until this one has committed (a row lock in
+    # PostgreSQL, the write lock in SQLite); the refresh then reads what that one stored.
+    p.last_seen_at = now
+    session.flush()
+    session.refresh(p)
     if p.status not in ("started", "active"):
         return Outcome(False, ended=p.status)
     page = current(study, p)
@@ -378,7 +389,7 @@ def submit(
     repeated = sorted(set(multi or {}) - repeatable)
     if repeated:
         raise Rejected(400, f"the field {repeated[0]!r} was sent more than once")
-    existing = session.scalar(select(Response).where(Response.participant_id == p.id, Response.key == page.key))
+    existing = response_for(session, p, page.key)
     if existing is not None and existing.complete:
         return Outcome(False)
     base = {
@@ -445,8 +456,17 @@ def log_event(
     session.add(Event(participant_id=p.id, study_id=study.id, kind=kind, page=page, detail=detail))
 
 
+# Built once: every request runs these, and building a statement costs more than running it.
+_PARTICIPANT = select(Participant).where(Participant.code == bindparam("code"))
+_RESPONSE = select(Response).where(Response.participant_id == bindparam("pid"), Response.key == bindparam("key"))
+
+
+def participant_by_code(session: Session, code: str) -> Participant | None:
+    return session.scalar(_PARTICIPANT, {"code": code})
+
+
 def response_for(session: Session, p: Participant, key: str) -> Response | None:
-    return session.scalar(select(Response).where(Response.participant_id == p.id, Response.key == key))
+    return session.scalar(_RESPONSE, {"pid": p.id, "key": key})
 
 
 def count_participants(session: Session, study_id: str) -> int:

@@ -107,7 +107,7 @@ class AssetIndex:
         return f"/asset/{self.token(rel)}"
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: a loaded study is one object per process
 class LoadedStudy:
     spec: StudySpec
     path: Path

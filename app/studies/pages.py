@@ -8,6 +8,7 @@ exist.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from app.studies.items import Item, order
@@ -25,7 +26,9 @@ class Page:
     item: Item | None = None
 
 
-def plan(study: LoadedStudy, condition: str | None, item_set: int | None, seed: int) -> list[Page]:
+@functools.lru_cache(maxsize=4096)
+def plan(study: LoadedStudy, condition: str | None, item_set: int | None, seed: int) -> tuple[Page, ...]:
+    """Cached: every request of a participant needs their plan, and it never changes."""
     pages: list[Page] = []
     for step in study.spec.steps:
         if condition is None and study.spec.needs_condition(step):
@@ -36,7 +39,7 @@ def plan(study: LoadedStudy, condition: str | None, item_set: int | None, seed: 
             pages += [Page(len(pages) + k, step, f"{step.id}:{k}", k, len(items), it) for k, it in enumerate(items)]
         else:
             pages.append(Page(len(pages), step, step.id))
-    return pages
+    return tuple(pages)
 
 
 def page_count(study: LoadedStudy) -> int:

@@ -2,12 +2,14 @@
 
 import datetime as dt
 import re
+import threading
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.models import Assignment, Participant, Response
+from app.services import participation as svc
 from tests.server.helpers import advance, current_index, page, post, start
 
 
@@ -97,6 +99,38 @@ def test_double_submissions_store_one_row_and_keep_the_first_answer(client: Test
     assert post(client, code, index, answer="no").status_code == 303
     trial = [r for r in responses(client) if r.step_type == "trials"]
     assert len(trial) == 1 and trial[0].answer == "yes"
+
+
+def test_simultaneous_submissions_store_one_answer(client: TestClient) -> None:
+    """A double click without JavaScript sends the same page twice at once: both requests read the
+    participant before either has stored anything. One answer is kept, the other changes nothing."""
+    code = start(client, "seagull-agreement")
+    advance(client, code, choice="agree")
+    advance(client, code)
+    index = current_index(page(client, code))
+    study = client.app.state.studies["seagull-agreement"]  # type: ignore[attr-defined]
+    both_loaded = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def submit(answer: str) -> None:
+        with client.app.state.sessions() as s:  # type: ignore[attr-defined]
+            p = svc.participant_by_code(s, code)
+            both_loaded.wait()
+            try:
+                outcomes.append(svc.submit(s, study, p, index, {"answer": answer}).advanced)
+                s.commit()
+            except Exception as e:  # reported below, not swallowed
+                outcomes.append(e)
+
+    threads = [threading.Thread(target=submit, args=(a,)) for a in ("yes", "no")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcomes, key=str) == [False, True]
+    trial = [r for r in responses(client) if r.step_type == "trials"]
+    assert len(trial) == 1 and trial[0].answer in ("yes", "no")
+    assert participant(client, code).cursor == index + 1
 
 
 @pytest.mark.parametrize(
