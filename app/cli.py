@@ -46,6 +46,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        access_log=False,
         proxy_headers=True,
         # Participants read for seconds between pages; uvicorn's 5-s default closes connections
         # that the browser is about to reuse.

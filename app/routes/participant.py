@@ -114,6 +114,7 @@ async def answer(request: Request, code: str, session: SessionDep) -> Response:
 
 
 def _answer(request: Request, code: str, session: SessionDep, form_data: Any) -> Response:
+    svc.lock(session, code)
     found = _participant(request, session, code)
     if isinstance(found, Response):
         return found

@@ -367,14 +367,10 @@ def submit(
     multi: dict[str, list[str]] | None = None,
     now: dt.datetime | None = None,
 ) -> Outcome:
-    """Apply one form submission. Stale or repeated submissions change nothing."""
+    """Apply one form submission. Stale or repeated submissions change nothing.
+
+    The caller has taken the participant's lock (`lock`) before loading `p`."""
     now = now or utcnow()
-    # Lock first. Writing the participant's row makes a concurrent submission for the same
-    # participant (a double click) wait here until this one has committed (a row lock in
-    # PostgreSQL, the write lock in SQLite); the refresh then reads what that one stored.
-    p.last_seen_at = now
-    session.flush()
-    session.refresh(p)
     if p.status not in ("started", "active"):
         return Outcome(False, ended=p.status)
     page = current(study, p)
@@ -389,7 +385,9 @@ def submit(
     repeated = sorted(set(multi or {}) - repeatable)
     if repeated:
         raise Rejected(400, f"the field {repeated[0]!r} was sent more than once")
-    existing = response_for(session, p, page.key)
+    # Only a two-stage trial has a row before it is finished; any other page the cursor points at
+    # has none (a row and the cursor's move are committed together, under the participant's lock).
+    existing = response_for(session, p, page.key) if isinstance(step, Trials) and step.two_stage else None
     if existing is not None and existing.complete:
         return Outcome(False)
     base = {
@@ -459,6 +457,22 @@ def log_event(
 # Built once: every request runs these, and building a statement costs more than running it.
 _PARTICIPANT = select(Participant).where(Participant.code == bindparam("code"))
 _RESPONSE = select(Response).where(Response.participant_id == bindparam("pid"), Response.key == bindparam("key"))
+_LOCK = (
+    update(Participant)
+    .where(Participant.code == bindparam("the_code"))  # not "code": that name is the column's own
+    .values(last_seen_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
+
+
+def lock(session: Session, code: str) -> None:
+    """Take the participant's lock for this transaction, before reading them to apply an answer.
+
+    Writing their row makes a simultaneous submission for the same participant (a double click)
+    wait here until this one has committed (a row lock in PostgreSQL, the write lock in SQLite);
+    it then reads the participant as this one left them, and its answer changes nothing.
+    """
+    session.execute(_LOCK, {"the_code": code, "now": utcnow()})
 
 
 def participant_by_code(session: Session, code: str) -> Participant | None:

@@ -3,6 +3,7 @@
 import datetime as dt
 import re
 import threading
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -102,34 +103,40 @@ def test_double_submissions_store_one_row_and_keep_the_first_answer(client: Test
 
 
 def test_simultaneous_submissions_store_one_answer(client: TestClient) -> None:
-    """A double click without JavaScript sends the same page twice at once: both requests read the
-    participant before either has stored anything. One answer is kept, the other changes nothing."""
+    """A double click without JavaScript sends the same page twice at once. The second request
+    starts while the first holds the participant (and waits before storing its answer); it must
+    not read the participant before the first has committed, and stores nothing."""
     code = start(client, "seagull-agreement")
     advance(client, code, choice="agree")
     advance(client, code)
     index = current_index(page(client, code))
     study = client.app.state.studies["seagull-agreement"]  # type: ignore[attr-defined]
-    both_loaded = threading.Barrier(2)
-    outcomes: list[object] = []
+    first_loaded = threading.Event()
+    outcomes: dict[str, object] = {}
 
     def submit(answer: str) -> None:
         with client.app.state.sessions() as s:  # type: ignore[attr-defined]
-            p = svc.participant_by_code(s, code)
-            both_loaded.wait()
             try:
-                outcomes.append(svc.submit(s, study, p, index, {"answer": answer}).advanced)
+                if answer == "no":
+                    first_loaded.wait(10)
+                svc.lock(s, code)
+                p = svc.participant_by_code(s, code)
+                if answer == "yes":
+                    first_loaded.set()
+                    time.sleep(0.5)  # the second request runs meanwhile
+                outcomes[answer] = svc.submit(s, study, p, index, {"answer": answer}).advanced
                 s.commit()
-            except Exception as e:  # reported below, not swallowed
-                outcomes.append(e)
+            except Exception as e:  # reported by the assertion below
+                outcomes[answer] = e
 
     threads = [threading.Thread(target=submit, args=(a,)) for a in ("yes", "no")]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert sorted(outcomes, key=str) == [False, True]
+    assert outcomes == {"yes": True, "no": False}
     trial = [r for r in responses(client) if r.step_type == "trials"]
-    assert len(trial) == 1 and trial[0].answer in ("yes", "no")
+    assert len(trial) == 1 and trial[0].answer == "yes"
     assert participant(client, code).cursor == index + 1
 
 
