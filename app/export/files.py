@@ -291,34 +291,51 @@ def stream_participants(
     cols = [*PARTICIPANT_COLUMNS, *extra_cols, *(RAW_ID_COLUMNS if raw_ids else ())]
     out = _Csv()
     out.row([c.name for c in cols])
-    q = select(Participant).where(Participant.study_id == study.id).order_by(Participant.id)
+    q = (
+        select(
+            Participant.id,
+            Participant.external_pid,
+            Participant.condition,
+            Participant.status,
+            Participant.item_set,
+            Participant.created_at,
+            Participant.assigned_at,
+            Participant.completed_at,
+            Participant.end_reason,
+            Participant.external_study,
+            Participant.external_session,
+        )
+        .where(Participant.study_id == study.id)
+        .order_by(Participant.id)
+    )
     if not include_pilots:
         q = q.where(Participant.is_pilot.is_(False))
-    for p in session.scalars(q.execution_options(yield_per=1000)):
-        n, k, median = totals.get(p.id, (0, 0, None))
-        flags = flags_for(study, p.status, [] if median is None else [median], p.id in failed)
+    rows = session.connection().execution_options(stream_results=True, yield_per=5000).execute(q)
+    for pid, external, condition, status, item_set, created, assigned, completed, reason, study_ref, sess_ref in rows:
+        n, k, median = totals.get(pid, (0, 0, None))
+        flags = flags_for(study, status, [] if median is None else [median], pid in failed)
         values = [
-            pseudonym(secret, study.id, p.external_pid, p.id),
-            p.condition,
-            p.status,
-            p.item_set,
-            p.created_at,
-            p.assigned_at,
-            p.completed_at,
-            p.end_reason,
+            pseudonym(secret, study.id, external, pid),
+            condition,
+            status,
+            item_set,
+            created,
+            assigned,
+            completed,
+            reason,
             n,
             k,
             (k / n) if n else None,
             median,
             *(flags[k] for k in FLAGS),
         ]
-        values += [extra.get(p.id, {}).get(c.name) for c in extra_cols]
+        mine = extra.get(pid, {})
+        values += [mine.get(c.name) for c in extra_cols]
         if raw_ids:
-            values += [p.external_pid, p.external_study, p.external_session]
+            values += [external, study_ref, sess_ref]
         out.row([_cell(v) for v in values])
         if (chunk := out.take()) is not None:
             yield chunk
-        session.expunge(p)  # constant memory: the identity map would keep every participant
     yield out.take(force=True) or ""
 
 
