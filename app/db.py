@@ -1,11 +1,13 @@
 """Engine and sessions. The request owns the transaction: services never commit.
 
 SQLite runs in WAL mode with foreign keys on and a busy timeout, so concurrent participants
-queue for the write lock instead of failing; PostgreSQL needs nothing special.
+queue for the write lock instead of failing (and, within a process, queue on a Python lock that
+hands over at once); PostgreSQL needs nothing special.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,8 +29,37 @@ def make_engine(url: str, **kw: Any) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        _queue_writers(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20, **kw)
+
+
+def _queue_writers(engine: Engine) -> None:
+    """Within a process, SQLite writers wait for each other on a Python lock.
+
+    SQLite has one writer at a time, and a connection that finds the database locked sleeps in
+    steps of up to 100 ms before it tries again: under load a write waited far longer than the
+    write ahead of it took. A lock taken before a transaction's first write and released when
+    the transaction ends hands the turn straight to the next thread. (Writers in other processes
+    still meet SQLite's busy timeout.)
+    """
+    turn = threading.Lock()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _take(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not conn.info.get("writing") and statement.lstrip()[:6].upper() not in ("SELECT", "PRAGMA"):
+            if not turn.acquire(timeout=30):
+                raise TimeoutError("another write held the database for 30 s; nothing was stored, try again")
+            conn.info["writing"] = True
+
+    def _release(info: dict[str, Any]) -> None:
+        if info.pop("writing", False):
+            turn.release()
+
+    event.listen(engine, "commit", lambda conn: _release(conn.info))
+    event.listen(engine, "rollback", lambda conn: _release(conn.info))
+    event.listen(engine, "reset", lambda _dbapi, record, _state: _release(record.info))  # returned to the pool
+    event.listen(engine, "invalidate", lambda _dbapi, record, _exc: _release(record.info))
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
