@@ -43,7 +43,7 @@ def _queue_writers(engine: Engine) -> None:
     the transaction ends hands the turn straight to the next thread. (Writers in other processes
     still meet SQLite's busy timeout.)
     """
-    turn = threading.Lock()
+    turn = threading.Lock()  # not an RLock: a transaction may end on another thread than it began on
 
     @event.listens_for(engine, "before_cursor_execute")
     def _take(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
