@@ -44,22 +44,34 @@ def _queue_writers(engine: Engine) -> None:
     still meet SQLite's busy timeout.)
     """
     turn = threading.Lock()  # not an RLock: a transaction may end on another thread than it began on
+    holders: set[Any] = set()  # the DBAPI connection whose transaction holds the turn (one at most)
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _take(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if not conn.info.get("writing") and statement.lstrip()[:6].upper() not in ("SELECT", "PRAGMA"):
+    def _take(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if cursor.connection not in holders and statement.lstrip()[:6].upper() not in ("SELECT", "PRAGMA"):
             if not turn.acquire(timeout=30):
                 raise TimeoutError("another write held the database for 30 s; nothing was stored, try again")
-            conn.info["writing"] = True
+            holders.add(cursor.connection)
 
-    def _release(info: dict[str, Any]) -> None:
-        if info.pop("writing", False):
+    def _release(dbapi_connection: Any) -> None:
+        if dbapi_connection in holders:
+            holders.discard(dbapi_connection)
             turn.release()
 
-    event.listen(engine, "commit", lambda conn: _release(conn.info))
-    event.listen(engine, "rollback", lambda conn: _release(conn.info))
-    event.listen(engine, "reset", lambda _dbapi, record, _state: _release(record.info))  # returned to the pool
-    event.listen(engine, "invalidate", lambda _dbapi, record, _exc: _release(record.info))
+    # Released once SQLite's own COMMIT or ROLLBACK has run (the engine's commit and rollback
+    # events fire before it), so the next writer finds the database free. This also covers a
+    # connection returned to the pool with its transaction open: the pool rolls it back.
+    dialect = engine.dialect
+    for name in ("do_commit", "do_rollback"):
+
+        def end_then_release(connection: Any, _end: Any = getattr(dialect, name)) -> None:
+            try:
+                _end(connection)
+            finally:
+                _release(getattr(connection, "dbapi_connection", connection))
+
+        setattr(dialect, name, end_then_release)
+    event.listen(engine, "invalidate", lambda dbapi_connection, _record, _exc: _release(dbapi_connection))
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

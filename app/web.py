@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,15 +37,18 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     """A session per request; handlers commit what they mean to keep, anything else is rolled back.
 
     Async, so that opening and closing it costs no trip to the thread pool (a sync dependency
-    costs two per request); only ending a transaction the handler left open touches the
-    database, and that runs in the pool.
+    costs two per request). Ending a transaction the handler left open touches the database, so
+    it runs on a thread of its own, shielded, as FastAPI does for sync dependencies: queued
+    behind the shared pool's threads it could wait on requests that wait for this transaction's
+    lock, and a cancelled request must still give its connection back.
     """
     session: Session = request.app.state.sessions()
     try:
         yield session
     finally:
         if session.in_transaction():
-            await run_in_threadpool(session.close)  # rolls back
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))  # rolls back
         else:
             session.close()
 

@@ -58,7 +58,7 @@ def enter(request: Request, study_id: str, session: SessionDep) -> Response:
     if not is_new and p.status not in ("started", "active"):
         session.commit()
         return render(request, "already.html", status=409, study=study.spec, participant=p)
-    svc.touch(p)
+    svc.touch(study, p)
     session.commit()
     response = RedirectResponse(f"/p/{p.code}", status_code=303)
     response.set_cookie(
@@ -98,7 +98,7 @@ def show(request: Request, code: str, session: SessionDep) -> Response:
     if isinstance(found, Response):
         return found
     p, study = found
-    svc.touch(p)
+    svc.touch(study, p)
     session.commit()
     if p.status in ("screened_out", "declined"):
         return _ended(request, study, p)

@@ -111,11 +111,13 @@ def current(study: LoadedStudy, p: Participant) -> Page:
 SEEN_EVERY = dt.timedelta(seconds=60)
 
 
-def touch(p: Participant, now: dt.datetime | None = None) -> None:
-    """Note that the participant is here. Kept to the minute (idle timeouts are minutes long):
-    writing it on every page view would turn each read into a write transaction."""
+def touch(study: LoadedStudy, p: Participant, now: dt.datetime | None = None) -> None:
+    """Note that the participant is here. Kept to the minute (or a tenth of the study's idle
+    timeout, if that is shorter): writing it on every page view would turn each read into a
+    write transaction."""
     now = now or utcnow()
-    if p.last_seen_at is None or now - aware(p.last_seen_at) >= SEEN_EVERY:
+    every = min(SEEN_EVERY, dt.timedelta(minutes=study.spec.assignment.timeout_minutes) / 10)
+    if p.last_seen_at is None or now - aware(p.last_seen_at) >= every:
         p.last_seen_at = now
 
 
