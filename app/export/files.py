@@ -205,7 +205,7 @@ def stream_trials(
         flags = flags_for(study, status, rts, pid in failed)
         if totals is not None:
             totals[pid] = mine
-        tail = [BOOL[flags[k]] for k in FLAGS]
+        tail = [BOOL[flags[f]] for f in FLAGS]
         for (
             _ext,
             _status,
@@ -327,7 +327,7 @@ def stream_participants(
             k,
             (k / n) if n else None,
             median,
-            *(flags[k] for k in FLAGS),
+            *(flags[f] for f in FLAGS),
         ]
         mine = extra.get(pid, {})
         values += [mine.get(c.name) for c in extra_cols]
