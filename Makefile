@@ -33,7 +33,7 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: bench-data bench-explain bench-web bench-export ## Every CPU benchmark; results go to docs/benchmarks.md
+bench: bench-data bench-explain bench-web bench-export bench-stats ## Every CPU benchmark; results go to docs/benchmarks.md
 
 bench-data: $(STAMP) ## Synthesis speed, training time and accuracy -> docs/benchmarks.md
 	$(PY) -m benchmarks.data
@@ -47,10 +47,13 @@ bench-web: $(STAMP) ## 300 simulated participants against uvicorn (SQLite, Postg
 bench-export: $(STAMP) ## Export 1,000,000 trial rows: time and peak memory -> docs/benchmarks.md
 	$(PY) -m benchmarks.export
 
+bench-stats: $(STAMP) ## Calibration of the primary analysis, agreement with lme4, power (~1 h) -> docs/benchmarks.md
+	$(PY) -m benchmarks.stats
+
 bench-explain-gpu: $(STAMP) ## I-GOS / iGOS++ timing on ResNet-50 (needs CUDA) -> var/bench/gpu.md
 	$(PY) -m benchmarks.explain_gpu
 
 clean: ## Remove generated data, models and caches (keeps .venv)
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install demo test lint format bench bench-data bench-explain bench-explain-gpu bench-web bench-export clean
+.PHONY: help install demo test lint format bench bench-data bench-explain bench-explain-gpu bench-web bench-export bench-stats clean

@@ -10,6 +10,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from app.analysis.cache import ReportCache
+from app.analysis.inference import choose_engine
 from app.db import make_engine, session_factory, transaction
 from app.routes import assets, participant, researcher
 from app.services.studies import sync
@@ -33,6 +35,7 @@ def create_app(settings: Settings | None = None, studies: dict[str, LoadedStudy]
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.studies = studies
+    app.state.reports = ReportCache(sessions, lambda: choose_engine(settings.stats_engine))
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")

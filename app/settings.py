@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     prolific_url: str = "https://app.prolific.com/submissions/complete"
     login_attempts_per_minute: int = 10
     session_max_age_s: int = Field(default=8 * 3600, ge=60)
+    stats_engine: Literal["auto", "r", "python"] = "auto"  # auto: R's lme4 when installed, else the Python port
 
     @model_validator(mode="after")
     def _safe(self) -> Settings:

@@ -11,7 +11,7 @@ import statistics
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.analysis.rules import TRIAL_FIELDS, attention_failures, flags_for
@@ -98,3 +98,27 @@ def exclusion_flags(
     flags.index.name = "participant_id"
     flags["median_rt_ms"] = [statistics.median(rts[p]) if rts.get(p) else None for p in flags.index]
     return flags
+
+
+def pilot_count(session: Session, study: LoadedStudy) -> int:
+    q = select(func.count()).where(Participant.study_id == study.id, Participant.is_pilot.is_(True))
+    return int(session.scalar(q) or 0)
+
+
+def data_version(session: Session, study: LoadedStudy) -> tuple[Any, ...]:
+    """Changes whenever anything an analysis reads changes: an answer stored or completed, a
+    participant arriving or changing status. Two aggregate queries, no rows read."""
+    answers = session.execute(
+        select(
+            func.count(),
+            func.max(Response.id),
+            func.sum(case((Response.complete.is_(True), 1), else_=0)),
+        ).where(Response.study_id == study.id)
+    ).one()
+    people = session.execute(
+        select(Participant.status, func.count(), func.max(Participant.id))
+        .where(Participant.study_id == study.id)
+        .group_by(Participant.status)
+        .order_by(Participant.status)
+    ).all()
+    return (study.content_hash, *tuple(answers), *(tuple(r) for r in people))

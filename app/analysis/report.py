@@ -1,47 +1,453 @@
-"""The analysis report of a study: the same numbers on the dashboard, in the terminal and in HTML."""
+"""The analysis report of a study: the same numbers on the dashboard, in the terminal, in HTML and as CSV.
+
+A report is a list of sections, each one analysis a results section needs: its table (species
+by name), a chart, the models that test it, and a sentence saying which trials it used and what
+the exclusions removed. Sections without data in this study are left out, and the report says so.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass, field
-from html import escape
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from app.analysis import charts as C
 from app.analysis import data as D
+from app.analysis import inference as I
 from app.analysis import stats as S
 from app.analysis.rules import answers
 from app.studies.loader import LoadedStudy
+from app.util import atomic_write
+
+NOT_TEST = ("learning", "practice")
+
+
+@dataclass
+class Model:
+    """One test of a yes/no outcome by condition, with what it is about."""
+
+    key: str
+    question: str  # what the model answers, in words
+    outcome_meaning: str  # what "yes" means
+    result: I.ConditionEffects | str  # the fit, or why there is none
+
+
+@dataclass
+class Section:
+    key: str  # anchor, CSV file name
+    title: str
+    data: str  # which trials, from whom
+    table: pd.DataFrame
+    charts: list[tuple[str, str]] = field(default_factory=list)  # (caption, SVG)
+    models: list[Model] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class Exclusion:
+    rule: str
+    meaning: str
+    applied: bool
+    participants: int
+    trials: int
 
 
 @dataclass
 class Report:
     study_id: str
     title: str
-    counts: pd.DataFrame  # per condition: participants, completed, excluded by each rule
-    accuracy: pd.DataFrame  # by condition (analysed participants, test-like phases)
-    accuracy_split: pd.DataFrame  # by condition × phase × model correctness
-    reliance: pd.DataFrame
-    response_times: pd.DataFrame
-    calibration: pd.DataFrame
-    model: S.MixedModel | None
-    excluded: dict[str, int] = field(default_factory=dict)
-    analysed_participants: int = 0
-    phases: list[str] = field(default_factory=list)
+    conditions: list[tuple[str, str]]  # (id, label), the reference first
+    engine: I.Engine
+    computed_at: dt.datetime
+    data_version: tuple[Any, ...]
+    counts: pd.DataFrame  # per condition: participants, completed, excluded
+    exclusions: list[Exclusion]
+    analysed_participants: int
+    analysed_trials: int
+    pilots: int
+    sections: list[Section]
+    absent: list[str]  # analyses this study has no data for, and why
+
+    def section(self, key: str) -> Section | None:
+        return next((s for s in self.sections if s.key == key), None)
+
+    @property
+    def primary(self) -> I.ConditionEffects | str:
+        s = self.section("accuracy")
+        return s.models[0].result if s and s.models else "no test trials answered yet"
 
 
-def build(session: Session, study: LoadedStudy, apply_exclusions: bool = True) -> Report:
+def _pct(v: Any) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
+
+
+def _people(n: int) -> str:
+    return f"{n} participant{'s' if n != 1 else ''}"
+
+
+def build(
+    session: Session, study: LoadedStudy, apply_exclusions: bool = True, engine: I.Engine | None = None
+) -> Report:
+    engine = engine or I.choose_engine()
+    version = D.data_version(session, study)
     people = D.participants_frame(session, study)
     trials = D.trials_frame(session, study)
-    extra = answers(session, study)
-    flags = D.exclusion_flags(study, people, trials, extra)
+    flags = D.exclusion_flags(study, people, trials, answers(session, study))
+    names = {c.id: c.name for c in study.manifest.classes}
+    conditions = [(c.id, c.label or c.id) for c in study.spec.conditions]
+    order = [c for c, _ in conditions]
+    palette = C.colours(order)
+    reference = order[0]
+
+    exclusions = _exclusions(study, flags, trials, apply_exclusions)
     keep = set(flags.index[~flags["excluded"]]) if apply_exclusions else set(flags.index)
-    analysed = trials[trials["participant_id"].isin(keep)]
-    test_like = analysed[~analysed["phase"].isin(["learning", "practice"])]
-    counts = (
-        people.assign(excluded=people["participant_id"].map(flags["excluded"]))
+    analysed = trials[trials["participant_id"].isin(keep)].copy()
+    analysed["species"] = analysed["true_class"].map(names)
+    test = analysed[~analysed["phase"].isin(NOT_TEST)]
+    applied = _applied(exclusions)
+
+    def data(what: str, df: pd.DataFrame) -> str:
+        return (
+            f"{what}: {len(df)} trials from {_people(df['participant_id'].nunique())}. Exclusions applied: {applied}."
+        )
+
+    models: dict[str, tuple[pd.DataFrame, str]] = {}
+    sections: list[Section] = []
+    absent: list[str] = []
+
+    # 1. accuracy on the test trials, and the primary model
+    acc = S.accuracy(test, ["condition"])
+    models["correct"] = (test, "correct")
+    sections.append(
+        Section(
+            "accuracy",
+            "Accuracy by condition (test trials)",
+            data("Test trials (every phase but learning and practice)", test),
+            acc,
+            [("Accuracy by condition", _bars(acc, "condition", palette))],
+            [Model("correct", "Does the condition change how often answers are right?", "the answer was right", "")],
+        )
+    )
+    # 2. by phase and by whether the model was right
+    split = S.accuracy(analysed, ["phase", "model_correct", "condition"])
+    split.insert(2, "model", split.pop("model_correct").map({True: "model right", False: "model wrong"}))
+    sections.append(
+        Section(
+            "accuracy_by_phase_and_model",
+            "Accuracy by phase and by whether the model was right",
+            data("All trials", analysed),
+            split,
+            [
+                (
+                    "Accuracy by phase and model correctness",
+                    C.interval_bars(
+                        [
+                            (
+                                f"{r.phase} · {r.model}",
+                                r.condition,
+                                r.accuracy,
+                                r.ci_low,
+                                r.ci_high,
+                                palette[r.condition],
+                            )
+                            for r in split.itertuples()
+                        ],
+                        "Accuracy by phase and whether the model was right",
+                    ),
+                )
+            ],
+        )
+    )
+    # 3. per species and per item
+    species = S.accuracy(analysed, ["phase", "species", "condition"])
+    shown = species[~species["phase"].isin(NOT_TEST)] if not test.empty else species
+    sections.append(
+        Section(
+            "species",
+            "Accuracy by species",
+            data("All trials, by the species shown", analysed),
+            species,
+            [
+                (
+                    "Accuracy by species" + (" (test trials)" if not test.empty else ""),
+                    C.interval_bars(
+                        [
+                            (r.species, r.condition, r.accuracy, r.ci_low, r.ci_high, palette[r.condition])
+                            for r in shown.itertuples()
+                        ],
+                        "Accuracy by species and condition",
+                    ),
+                )
+            ],
+        )
+    )
+    items = S.accuracy(analysed, ["phase", "item_id", "species", "model_correct", "condition"])
+    sections.append(
+        Section(
+            "items",
+            "Accuracy by item",
+            data("All trials, by item (the image; counterfactual trials: the question)", analysed),
+            items,
+            note="One row per item and condition: hard items, and items an explanation helps with, show up here.",
+        )
+    )
+    # 4. participants' own confusion matrix
+    conf = S.confusion(analysed, names)
+    if conf.empty:
+        absent.append("confusion matrix: no classify trials")
+    else:
+        classify = analysed[analysed["task"] == "classify"]
+        grids = []
+        species_order = [names[c] for c in sorted(names)]
+        for cond in order:
+            mine = conf[conf["condition"] == cond]
+            if mine.empty:
+                continue
+            rows = [s for s in species_order if s in set(mine["true_species"])]
+            cols = [s for s in species_order if s in set(mine["answer_species"]) | set(rows)]
+            cells = {(r.true_species, r.answer_species): (r.trials, r.share_of_row) for r in mine.itertuples()}
+            grids.append((f"Condition {cond}", C.heat_grid(cells, rows, cols, f"Answers by true species: {cond}")))
+        sections.append(
+            Section(
+                "confusion",
+                "Which species people took for which (classify trials)",
+                data("Classify trials, every phase", classify),
+                conf,
+                grids,
+            )
+        )
+    # 5. learning curves
+    curve = S.learning_curve(analysed)
+    charts = []
+    for block, g in curve.groupby("step_id", sort=False):
+        series = {
+            cond: [(r.position, r.accuracy, r.ci_low, r.ci_high) for r in gc.itertuples()]
+            for cond, gc in g.groupby("condition", sort=False)
+        }
+        charts.append(
+            (f"Block {block}", C.lines(series, palette, f"Accuracy by trial position: {block}", "trial position"))
+        )
+    sections.append(
+        Section(
+            "learning_curve",
+            "Learning curves: accuracy by trial position",
+            data("All trials, by their position in each participant's own order of the block", analysed),
+            curve.rename(columns={"step_id": "block"}),
+            charts,
+        )
+    )
+    # 6. two-stage blocks: switching towards and away from the model
+    two = S.switching(analysed)
+    if two.empty:
+        absent.append("switching: no two-stage blocks")
+    else:
+        towards = two[two["could_switch_towards"]]
+        models["switched_towards"] = (towards, "switched_towards")
+        table = S.switching_table(two)
+        sections.append(
+            Section(
+                "switching",
+                "Two-stage trials: switching towards and away from the model",
+                data("Two-stage trials", two),
+                table,
+                [
+                    (
+                        "Switched towards the model (of the first answers that disagreed with it)",
+                        C.interval_bars(
+                            [
+                                (
+                                    "",
+                                    r.condition,
+                                    r.switched_towards,
+                                    r.towards_low,
+                                    r.towards_high,
+                                    palette[r.condition],
+                                )
+                                for r in table.itertuples()
+                            ],
+                            "Switched towards the model",
+                            "share switched",
+                        ),
+                    )
+                ],
+                [
+                    Model(
+                        "switched_towards",
+                        "Does the condition change how often people switch to the model's answer after "
+                        "disagreeing with it?",
+                        "the final answer was the model's, the first was not",
+                        "",
+                    )
+                ],
+            )
+        )
+    # 7. verify tasks: reliance
+    rel = S.reliance(test)
+    if rel.empty:
+        absent.append("reliance: no verify trials in the test phases")
+    else:
+        verify = test[test["task"] == "verify"]
+        wrong = verify[verify["model_correct"] == False].assign(accepted=lambda d: d["answer"] == "yes")  # noqa: E712
+        right = verify[verify["model_correct"] == True].assign(rejected=lambda d: d["answer"] == "no")  # noqa: E712
+        models["over_reliance"] = (wrong, "accepted")
+        models["under_reliance"] = (right, "rejected")
+        sections.append(
+            Section(
+                "reliance",
+                "Reliance on the model (verify trials)",
+                data("Verify trials in the test phases", verify),
+                rel,
+                [
+                    (
+                        "Over-reliance: wrong answers of the model accepted",
+                        C.interval_bars(
+                            [
+                                ("", r.condition, r.over_reliance, r.over_low, r.over_high, palette[r.condition])
+                                for r in rel.itertuples()
+                            ],
+                            "Over-reliance by condition",
+                            "share accepted",
+                        ),
+                    ),
+                    (
+                        "Under-reliance: right answers of the model rejected",
+                        C.interval_bars(
+                            [
+                                ("", r.condition, r.under_reliance, r.under_low, r.under_high, palette[r.condition])
+                                for r in rel.itertuples()
+                            ],
+                            "Under-reliance by condition",
+                            "share rejected",
+                        ),
+                    ),
+                ],
+                [
+                    Model(
+                        "over_reliance",
+                        "Does the condition change how often people accept the model's wrong answers?",
+                        "accepted a wrong answer",
+                        "",
+                    ),
+                    Model(
+                        "under_reliance",
+                        "Does the condition change how often people reject the model's right answers?",
+                        "rejected a right answer",
+                        "",
+                    ),
+                ],
+            )
+        )
+    # 8. response times
+    rts = S.response_times(test)
+    if rts.empty:
+        absent.append("response times: none recorded in the test phases")
+    else:
+        sections.append(
+            Section(
+                "response_times",
+                "Response times (test trials)",
+                data("Test trials with a recorded response time", test.dropna(subset=["rt_ms"])),
+                rts,
+                [
+                    (
+                        "Response time by condition",
+                        C.quartile_rows(
+                            [
+                                (r.condition, r.p10_ms, r.q1_ms, r.median_ms, r.q3_ms, r.p90_ms, palette[r.condition])
+                                for r in rts.itertuples()
+                            ],
+                            "Response time by condition",
+                        ),
+                    )
+                ],
+                note="Times are the client's (stimulus shown to answer given).",
+            )
+        )
+    # 9. confidence
+    cal = S.calibration(test)
+    if cal.empty:
+        absent.append("confidence calibration: no confidence ratings in the test phases")
+    else:
+        series = {
+            cond: [(r.confidence, r.accuracy, r.ci_low, r.ci_high) for r in g.itertuples()]
+            for cond, g in cal.groupby("condition", sort=False)
+        }
+        sections.append(
+            Section(
+                "confidence",
+                "Accuracy by stated confidence (test trials)",
+                data("Test trials with a confidence rating", test.dropna(subset=["confidence"])),
+                cal,
+                [("Accuracy by confidence", C.lines(series, palette, "Accuracy by confidence", "confidence (1-5)"))],
+            )
+        )
+
+    fits = I.fit_all(models, reference, order, engine) if models else {}
+    for s in sections:
+        for m in s.models:
+            m.result = fits.get(m.key, "no data")
+    used = next((r.engine for r in fits.values() if isinstance(r, I.ConditionEffects)), engine)
+    counts = _counts(people, flags)
+    return Report(
+        study_id=study.id,
+        title=study.spec.title,
+        conditions=conditions,
+        engine=used,
+        computed_at=dt.datetime.now(dt.UTC),
+        data_version=version,
+        counts=counts,
+        exclusions=exclusions,
+        analysed_participants=len(keep),
+        analysed_trials=len(analysed),
+        pilots=D.pilot_count(session, study),
+        sections=sections,
+        absent=absent,
+    )
+
+
+def _bars(df: pd.DataFrame, label: str, palette: dict[str, str]) -> str:
+    return C.interval_bars(
+        [("", str(getattr(r, label)), r.accuracy, r.ci_low, r.ci_high, palette[r.condition]) for r in df.itertuples()],
+        "Accuracy by condition",
+    )
+
+
+RULES = {
+    "attention": ("failed_attention", "failed an attention check"),
+    "too_fast": ("min_median_rt_ms", "median response time below the study's minimum"),
+    "screened_out": ("screened_out", "screened out by a questionnaire or attention rule"),
+}
+
+
+def _exclusions(study: LoadedStudy, flags: pd.DataFrame, trials: pd.DataFrame, apply: bool) -> list[Exclusion]:
+    per_person = trials.groupby("participant_id").size()
+    rules = study.spec.exclusions
+    out = []
+    for rule, (setting, meaning) in RULES.items():
+        flagged = flags.index[flags[f"excluded_{rule}"]]
+        configured = getattr(rules, setting)
+        on = apply and configured is not None and configured is not False
+        if setting == "min_median_rt_ms" and configured is not None:
+            meaning = f"median response time below {configured:g} ms"
+        out.append(Exclusion(rule, meaning, on, len(flagged), int(per_person.reindex(flagged).fillna(0).sum())))
+    return out
+
+
+def _applied(exclusions: list[Exclusion]) -> str:
+    on = [e for e in exclusions if e.applied]
+    if not on:
+        return "none"
+    return "; ".join(f"{e.meaning} ({_people(e.participants)}, {e.trials} trials removed)" for e in on)
+
+
+def _counts(people: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
+    return (
+        people.assign(excluded=people["participant_id"].map(flags["excluded"]).fillna(False).astype(bool))
         .groupby(people["condition"].fillna("unassigned"))
         .agg(
             participants=("participant_id", "size"),
@@ -50,106 +456,97 @@ def build(session: Session, study: LoadedStudy, apply_exclusions: bool = True) -
         )
         .reset_index()
     )
-    excluded = {
-        rule.removeprefix("excluded_"): int(flags[rule].sum()) for rule in flags.columns if rule.startswith("excluded_")
-    }
-    return Report(
-        study_id=study.id,
-        title=study.spec.title,
-        counts=counts,
-        accuracy=S.accuracy(test_like, ["condition"]),
-        accuracy_split=S.accuracy(analysed, ["condition", "phase", "model_correct"]),
-        reliance=S.reliance(test_like),
-        response_times=S.response_times(test_like),
-        calibration=S.calibration(test_like),
-        model=S.mixed_model(test_like, reference=study.spec.conditions[0].id),
-        excluded=excluded,
-        analysed_participants=len(keep),
-        phases=sorted(analysed["phase"].dropna().unique()),
-    )
 
 
-def _pct(v: Any) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
+# -- text ---------------------------------------------------------------------------------------------
+def engine_line(e: I.Engine) -> str:
+    return f"{e.name} — {e.detail}" + (f". {e.note}" if e.note else "")
+
+
+def model_lines(m: Model) -> list[str]:
+    r = m.result
+    if isinstance(r, str):
+        return [f"  {m.question} Not fitted: {r}."]
+    lines = [
+        f"  {m.question} (1 = {m.outcome_meaning}; {r.trials} trials, {r.participants} participants, {r.items} items)",
+        f"  {r.formula}; reference level {r.reference}",
+        f"  participant sd {r.participant_sd:.2f}, item sd {r.item_sd:.2f} (log-odds)",
+    ]
+    for t in r.terms.itertuples():
+        lines.append(
+            f"    {t.term:<22} log-odds {t.estimate:+.3f} (SE {t.se:.3f})  odds ratio {t.odds_ratio:5.2f} "
+            f"[{t.or_low:.2f}, {t.or_high:.2f}]  t({t.df}) = {t.t:+.2f}, p = {t.p:.3g}"
+        )
+    if r.omnibus:
+        o = r.omnibus
+        lines.append(f"    any difference between conditions: F({o.df1}, {o.df2}) = {o.f:.2f}, p = {o.p:.3g}")
+    lines += [f"    note: {n}" for n in r.notes]
+    return lines
 
 
 def text(r: Report) -> str:
     """The report for a terminal."""
     lines = [
         f"{r.title} ({r.study_id})",
+        f"engine: {engine_line(r.engine)}",
+        f"method: {I.METHOD}",
         "",
-        f"participants analysed: {r.analysed_participants}; flagged and left out: "
-        + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r.excluded.items()),
-        "",
+        f"participants analysed: {r.analysed_participants}; trials analysed: {r.analysed_trials}; "
+        f"pilots (never analysed): {r.pilots}",
+        "exclusions:",
     ]
-    lines.append("Accuracy by condition (test trials, 95 % Wilson interval):")
-    for row in r.accuracy.itertuples():
-        lines.append(
-            f"  {row.condition:<14} {_pct(row.accuracy):>7}  [{_pct(row.ci_low)}, {_pct(row.ci_high)}]  "
-            f"n={row.n} trials, {row.participants} participants"
-        )
-    lines.append("")
-    lines.append("By phase and whether the model was right:")
-    for row in r.accuracy_split.itertuples():
-        mc = "model right" if row.model_correct is True else "model wrong" if row.model_correct is False else "–"
-        lines.append(
-            f"  {row.condition:<14} {row.phase:<10} {mc:<12} {_pct(row.accuracy):>7}  "
-            f"[{_pct(row.ci_low)}, {_pct(row.ci_high)}]  n={row.n}"
-        )
-    if not r.reliance.empty:
-        lines += ["", "Reliance (verify trials): over = accepted wrong predictions, under = rejected right ones"]
-        for row in r.reliance.itertuples():
-            lines.append(
-                f"  {row.condition:<14} over {_pct(row.over_reliance)} (n={row.n_wrong_items})  "
-                f"under {_pct(row.under_reliance)} (n={row.n_right_items})"
-            )
-    if not r.response_times.empty:
-        lines += ["", "Response time (median, quartiles):"]
-        for row in r.response_times.itertuples():
-            lines.append(
-                f"  {row.condition:<14} {row.median_ms / 1000:.2f} s  [{row.q1_ms / 1000:.2f}, "
-                f"{row.q3_ms / 1000:.2f}]  n={row.n}"
-            )
-    if r.model is not None:
-        m = r.model
-        lines += [
-            "",
-            f"Mixed-effects logistic regression (n={m.n} trials): {m.note}",
-            f"  participant sd {m.participant_sd:.2f}, item sd {m.item_sd:.2f} (log-odds)",
-        ]
-        for row in m.terms.itertuples():
-            lines.append(f"  {row.term:<24} odds ratio {row.odds_ratio:6.2f}  [{row.or_low:.2f}, {row.or_high:.2f}]")
-        lines += [f"  in R: {m.formula_r}"]
+    for e in r.exclusions:
+        state = "applied" if e.applied else "not applied"
+        lines.append(f"  {e.rule:<13} {e.meaning}: {_people(e.participants)}, {e.trials} trials ({state})")
+    for s in r.sections:
+        lines += ["", s.title, f"  {s.data}"]
+        if s.key in ("items", "learning_curve", "confusion"):
+            lines.append(f"  ({len(s.table)} rows: see the CSV)")
+        else:
+            lines += ["  " + row for row in _table_text(s.table).splitlines()]
+        for m in s.models:
+            lines += ["", *model_lines(m)]
+    if r.absent:
+        lines += ["", "Not in this study: " + "; ".join(r.absent) + "."]
     return "\n".join(lines)
 
 
-def bars_svg(df: pd.DataFrame, label: str = "condition", value: str = "accuracy", title: str = "") -> str:
-    """A horizontal bar chart with 95 % intervals, drawn as SVG (no plotting library)."""
-    if df.empty:
-        return ""
-    row_h, left, width = 34, 150, 420
-    height = 40 + row_h * len(df)
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{left + width + 80}" height="{height}" '
-        f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
-    ]
-    for tick in (0, 0.25, 0.5, 0.75, 1.0):
-        x = left + tick * width
-        out.append(
-            f'<line x1="{x:.0f}" y1="24" x2="{x:.0f}" y2="{height - 8}" stroke="#e1e4e8"/>'
-            f'<text x="{x:.0f}" y="16" font-size="11" text-anchor="middle" fill="#606874">{int(tick * 100)}%</text>'
-        )
-    for k, row in enumerate(df.itertuples()):
-        y = 30 + k * row_h
-        v, lo, hi = getattr(row, value), row.ci_low, row.ci_high
-        name = escape(str(getattr(row, label)))
-        out.append(f'<text x="{left - 8}" y="{y + 16}" font-size="13" text-anchor="end" fill="#22262e">{name}</text>')
-        if not math.isnan(v):
-            out.append(f'<rect x="{left}" y="{y + 4}" width="{v * width:.1f}" height="18" fill="#1a6f5a" rx="3"/>')
-            out.append(
-                f'<line x1="{left + lo * width:.1f}" y1="{y + 13}" x2="{left + hi * width:.1f}" y2="{y + 13}" '
-                f'stroke="#22262e" stroke-width="2"/>'
+def _table_text(df: pd.DataFrame) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return "–" if math.isnan(v) else f"{v:.3f}"
+        return str(v)
+
+    return df.to_string(index=False, formatters=dict.fromkeys(df.columns, fmt))
+
+
+# -- CSV ----------------------------------------------------------------------------------------------
+def tables(r: Report) -> dict[str, pd.DataFrame]:
+    """Every table of the report by file name (without .csv): each section's table, each model
+    (with engine, formula and method on every row), and the exclusions. Species by name, exactly
+    the numbers of the page."""
+    out: dict[str, pd.DataFrame] = {}
+    stamp = {"study": r.study_id, "computed_at": r.computed_at.isoformat()}
+    for s in r.sections:
+        out[s.key] = s.table
+        for m in s.models:
+            if isinstance(m.result, str):
+                continue
+            out[f"model_{m.key}"] = m.result.terms.assign(
+                outcome=m.result.outcome,
+                engine=engine_line(m.result.engine),
+                formula=m.result.formula,
+                method=m.result.method,
+                participants=m.result.participants,
+                trials=m.result.trials,
+                participant_sd=m.result.participant_sd,
+                item_sd=m.result.item_sd,
+                notes=" | ".join(m.result.notes),
+                **stamp,
             )
-            out.append(f'<text x="{left + width + 8}" y="{y + 17}" font-size="12" fill="#22262e">{100 * v:.1f}%</text>')
-    out.append("</svg>")
-    return "".join(out)
+    out["exclusions"] = pd.DataFrame([e.__dict__ for e in r.exclusions])
+    return out
+
+
+def write_tables(r: Report, folder: Path) -> list[Path]:
+    return [atomic_write(folder / f"{name}.csv", [t.to_csv(index=False)]) for name, t in tables(r).items()]

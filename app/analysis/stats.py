@@ -1,21 +1,13 @@
-"""The statistics of an explanation study. Pure functions of data frames; no I/O.
+"""Descriptive statistics of an explanation study. Pure functions of data frames; no I/O.
 
-- accuracy with 95 % Wilson intervals, by condition and by phase and model correctness;
-- reliance (verify tasks): over-reliance = accepting wrong predictions, under-reliance =
-  rejecting right ones;
-- response times and confidence calibration by condition;
-- a mixed-effects logistic regression of correctness on condition with random intercepts for
-  participant and item (statsmodels' variational-Bayes binomial GLMM), reported as odds ratios.
+Every proportion comes with its 95 % Wilson interval. The tests of differences between
+conditions live in app/analysis/inference.py.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
 Z = 1.959963984540054  # two-sided 95 %
@@ -32,25 +24,84 @@ def wilson(k: int, n: int, z: float = Z) -> tuple[float, float, float]:
     return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
-def accuracy(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """n, correct, accuracy and its Wilson interval for each group."""
+def proportion(df: pd.DataFrame, by: list[str], outcome: str = "correct", name: str = "accuracy") -> pd.DataFrame:
+    """n, count, share of `outcome` and its Wilson interval for each group (missing counts as no)."""
     rows = []
     for key, g in df.groupby(by, dropna=False, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        k, n = int(g["correct"].fillna(False).sum()), len(g)
+        k, n = int(g[outcome].fillna(False).astype(bool).sum()), len(g)
         p, lo, hi = wilson(k, n)
         rows.append(
             {
                 **dict(zip(by, key, strict=True)),
                 "n": n,
-                "correct": k,
-                "accuracy": p,
+                outcome: k,
+                name: p,
                 "ci_low": lo,
                 "ci_high": hi,
                 "participants": g["participant_id"].nunique(),
             }
         )
-    return pd.DataFrame(rows, columns=[*by, "n", "correct", "accuracy", "ci_low", "ci_high", "participants"])
+    return pd.DataFrame(rows, columns=[*by, "n", outcome, name, "ci_low", "ci_high", "participants"])
+
+
+def accuracy(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    return proportion(df, by)
+
+
+def agrees_with_model(answer: pd.Series, task: pd.Series, prediction: pd.Series) -> pd.Series:
+    """Whether an answer sides with the model: "yes" in verify tasks, the predicted class otherwise
+    (counterfactual questions have no model answer to side with)."""
+    out = pd.Series(pd.NA, index=answer.index, dtype="boolean")
+    verify = task == "verify"
+    named = task.isin(["classify", "simulate"])
+    out[verify] = answer[verify] == "yes"
+    out[named] = answer[named] == prediction[named].astype("Int64").astype(str)
+    out[answer.isna()] = pd.NA
+    return out
+
+
+def switching(df: pd.DataFrame) -> pd.DataFrame:
+    """Two-stage trials: the first answer, the model's advice, the final answer. Towards = the
+    first answer disagreed with the model and the final one agrees; away = the reverse."""
+    two = df[df["first_answer"].notna()].copy()
+    if two.empty:
+        return pd.DataFrame()
+    first = agrees_with_model(two["first_answer"], two["task"], two["model_prediction"])
+    final = agrees_with_model(two["answer"], two["task"], two["model_prediction"])
+    two["could_switch_towards"] = first == False  # noqa: E712 - nullable booleans
+    two["switched_towards"] = (first == False) & (final == True)  # noqa: E712
+    two["could_switch_away"] = first == True  # noqa: E712
+    two["switched_away"] = (first == True) & (final == False)  # noqa: E712
+    two["changed"] = two["first_answer"] != two["answer"]
+    return two
+
+
+def switching_table(two: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for cond, g in two.groupby("condition", sort=True):
+        towards = g[g["could_switch_towards"]]
+        away = g[g["could_switch_away"]]
+        t = wilson(int(towards["switched_towards"].sum()), len(towards))
+        a = wilson(int(away["switched_away"].sum()), len(away))
+        rows.append(
+            {
+                "condition": cond,
+                "trials": len(g),
+                "changed_answer": float(g["changed"].mean()),
+                "disagreed_first": len(towards),
+                "switched_towards": t[0],
+                "towards_low": t[1],
+                "towards_high": t[2],
+                "agreed_first": len(away),
+                "switched_away": a[0],
+                "away_low": a[1],
+                "away_high": a[2],
+                "first_accuracy": float(g["first_correct"].fillna(False).astype(bool).mean()),
+                "final_accuracy": float(g["correct"].fillna(False).astype(bool).mean()),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def reliance(df: pd.DataFrame) -> pd.DataFrame:
@@ -78,10 +129,53 @@ def reliance(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def confusion(df: pd.DataFrame, names: dict[int, str]) -> pd.DataFrame:
+    """Classify trials: how often each true species was answered as each species, per condition
+    (counts; rows are the true species). Unanswered (timed-out) trials are left out."""
+    c = df[(df["task"] == "classify") & df["answer"].notna()]
+    if c.empty:
+        return pd.DataFrame(columns=["condition", "true_species", "answer_species", "trials", "share_of_row"])
+    answered = c["answer"].astype(int).map(names)
+    out = (
+        c.assign(true_species=c["true_class"].map(names), answer_species=answered)
+        .groupby(["condition", "true_species", "answer_species"], sort=True)
+        .size()
+        .rename("trials")
+        .reset_index()
+    )
+    totals = out.groupby(["condition", "true_species"])["trials"].transform("sum")
+    out["share_of_row"] = out["trials"] / totals
+    return out
+
+
+def learning_curve(df: pd.DataFrame, points: int = 8) -> pd.DataFrame:
+    """Accuracy by trial position (in each participant's own order) per block and condition; a long
+    block's positions are pooled into at most `points` runs of equal length (1-2, 3-4, ...), since one
+    trial per person per point is mostly noise."""
+    if df.empty:
+        return pd.DataFrame(columns=["step_id", "condition", "position", "positions", "n", "correct", "accuracy"])
+    index = df["trial_index"].astype(int)
+    width = df.groupby("step_id")["trial_index"].transform(lambda v: -(-(int(v.max()) + 1) // points))
+    first = index // width * width + 1
+    last = first + width - 1
+    d = df.assign(
+        position=(first + last) / 2,
+        positions=[f"{a}" if a == b else f"{a}-{b}" for a, b in zip(first, last, strict=True)],
+    )
+    return proportion(d, ["step_id", "condition", "position", "positions"])
+
+
 def response_times(df: pd.DataFrame) -> pd.DataFrame:
     g = df.dropna(subset=["rt_ms"]).groupby("condition", sort=True)["rt_ms"]
     return pd.DataFrame(
-        {"n": g.size(), "median_ms": g.median(), "q1_ms": g.quantile(0.25), "q3_ms": g.quantile(0.75)}
+        {
+            "n": g.size(),
+            "median_ms": g.median(),
+            "q1_ms": g.quantile(0.25),
+            "q3_ms": g.quantile(0.75),
+            "p10_ms": g.quantile(0.10),
+            "p90_ms": g.quantile(0.90),
+        }
     ).reset_index()
 
 
@@ -89,67 +183,5 @@ def calibration(df: pd.DataFrame) -> pd.DataFrame:
     """Accuracy at each confidence level (1-5), by condition."""
     rated = df.dropna(subset=["confidence"])
     if rated.empty:
-        return pd.DataFrame(columns=["condition", "confidence", "n", "accuracy"])
-    out = rated.groupby(["condition", "confidence"], sort=True).agg(
-        n=("correct", "size"), accuracy=("correct", lambda s: float(s.fillna(False).mean()))
-    )
-    return out.reset_index()
-
-
-@dataclass
-class MixedModel:
-    formula_r: str
-    formula_python: str
-    reference: str
-    terms: pd.DataFrame  # term, log-odds, sd, odds ratio and its 95 % interval
-    participant_sd: float
-    item_sd: float
-    n: int
-    note: str = ""
-
-
-def mixed_model(df: pd.DataFrame, reference: str | None = None) -> MixedModel | None:
-    """correct ~ condition + (1 | participant) + (1 | item), logit link, fitted by variational Bayes."""
-    data = df.dropna(subset=["correct", "condition"]).copy()
-    if data["condition"].nunique() < 2 or len(data) < 10 or data["correct"].nunique() < 2:
-        return None  # nothing to model: one condition, too few trials, or every answer alike
-    from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
-
-    ref = str(reference if reference in set(data["condition"]) else sorted(data["condition"].unique())[0])
-    data["y"] = data["correct"].astype(int)
-    data["participant"] = data["participant_id"].astype(str)
-    data["item"] = data["item_id"].astype(str)
-    fixed = f"y ~ C(condition, Treatment(reference='{ref}'))"
-    model = BinomialBayesMixedGLM.from_formula(
-        fixed, {"participant": "0 + C(participant)", "item": "0 + C(item)"}, data
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = model.fit_vb()
-    names = model.exog_names
-    rows: list[dict[str, Any]] = []
-    for name, mean, sd in zip(names, fit.fe_mean, fit.fe_sd, strict=True):
-        label = "intercept (" + ref + ")" if name == "Intercept" else name.split("[T.")[-1].rstrip("]")
-        rows.append(
-            {
-                "term": label,
-                "log_odds": mean,
-                "sd": sd,
-                "odds_ratio": math.exp(mean),
-                "or_low": math.exp(mean - Z * sd),
-                "or_high": math.exp(mean + Z * sd),
-            }
-        )
-    vc = np.exp(fit.vcp_mean)  # random-effect standard deviations (log scale in statsmodels)
-    return MixedModel(
-        formula_r=f"glmer(correct ~ condition + (1 | participant) + (1 | item), family = binomial, "
-        f"data = trials)  # condition reference level: {ref}",
-        formula_python=f"BinomialBayesMixedGLM.from_formula(\"{fixed}\", {{'participant': '0 + C(participant)', "
-        f"'item': '0 + C(item)'}}, trials).fit_vb()",
-        reference=ref,
-        terms=pd.DataFrame(rows),
-        participant_sd=float(vc[0]),
-        item_sd=float(vc[1]),
-        n=len(data),
-        note="variational Bayes posterior means; intervals are mean ± 1.96 posterior sd on the log-odds scale",
-    )
+        return pd.DataFrame(columns=["condition", "confidence", "n", "correct", "accuracy", "ci_low", "ci_high"])
+    return proportion(rated.assign(confidence=rated["confidence"].astype(int)), ["condition", "confidence"])

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from app.analysis import report as R
+from app.analysis.inference import METHOD
 from app.export import files as X
 from app.models import Participant, Researcher
 from app.models import Response as Answer
@@ -162,10 +163,15 @@ def monitor_fragment(request: Request, study_id: str, session: SessionDep, me: R
 
 @router.get("/studies/{study_id}/accuracy")
 def accuracy_fragment(request: Request, study_id: str, session: SessionDep, me: ResearcherDep) -> Response:
+    """The analysis page's own accuracy table (same cache, same numbers), and the raw count beside it."""
     study = _study(request, study_id)
     if study is None:
         return _missing(request)
-    return render(request, "r_accuracy.html", acc=accuracy_so_far(session, study))
+    rep, note = request.app.state.reports.get(study)
+    section = rep.section("accuracy") if rep else None
+    return render(
+        request, "r_accuracy.html", section=section, note=note, raw=accuracy_so_far(session, study), study=study.spec
+    )
 
 
 @router.get("/studies/{study_id}/participants/{participant_id}")
@@ -202,20 +208,35 @@ def preview(
 
 
 @router.get("/studies/{study_id}/analysis")
-def analysis_page(request: Request, study_id: str, session: SessionDep, me: ResearcherDep) -> Response:
+def analysis_page(request: Request, study_id: str, me: ResearcherDep) -> Response:
     study = _study(request, study_id)
     if study is None:
         return _missing(request)
-    rep = R.build(session, study)
+    rep, note = request.app.state.reports.get(study)
+    if rep is None:
+        return render(request, "error.html", status=503, title="Analysis not ready", message=note or "")
     return render(
         request,
         "r_analysis.html",
         me=me,
         study=study.spec,
         rep=rep,
-        chart=R.bars_svg(rep.accuracy, title="Accuracy by condition"),
+        stale=note,
+        method=METHOD,
+        csv_url=lambda name: f"/r/studies/{study_id}/analysis/{name}.csv",
         csrf=request.state.csrf,
     )
+
+
+@router.get("/studies/{study_id}/analysis/{name}.csv")
+def analysis_csv(request: Request, study_id: str, name: str, me: ResearcherDep) -> Response:
+    study = _study(request, study_id)
+    rep = request.app.state.reports.get(study)[0] if study is not None else None
+    table = R.tables(rep).get(name) if rep is not None else None
+    if table is None:
+        return _missing(request)
+    headers = {"Content-Disposition": f'attachment; filename="{study_id}-{name}.csv"', "Cache-Control": "no-store"}
+    return Response(table.to_csv(index=False), media_type="text/csv", headers=headers)
 
 
 EXPORTS = {
