@@ -6,6 +6,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     FIELDMARK_HOME=/srv/var FIELDMARK_STUDIES_DIR=/srv/studies FIELDMARK_ASSETS_DIR=/srv/assets \
     FIELDMARK_ENVIRONMENT=production
 
+# R's lme4 is the statistics engine of the analysis pages (app/analysis/lme4.py); Debian's packages,
+# without the recommended extras.
+RUN apt-get update && apt-get install -y --no-install-recommends r-base-core r-cran-lme4 \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /srv/app
 COPY pyproject.toml README.md ./
 COPY app ./app
