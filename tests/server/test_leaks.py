@@ -15,6 +15,7 @@ from sqlalchemy import select
 from app.bots import Bot, PageParser
 from app.models import Participant
 from app.studies.loader import LoadedStudy
+from tests.server.conftest import SHIPPED_IDS
 
 ALLOWED_HIDDEN = {"page", "token", "stage", "onset_ms", "response_ms", "timed_out"}
 FORBIDDEN = re.compile(
@@ -51,16 +52,20 @@ class Crawler(Bot):
         return super().fill(page, form, r)
 
 
-@pytest.mark.parametrize("study_id", ["seagull-learning", "seagull-agreement", "sag-counterfactual"])
+@pytest.mark.parametrize("study_id", SHIPPED_IDS)
 def test_no_page_of_any_condition_leaks_the_answer(
     client: TestClient, studies: dict[str, LoadedStudy], study_id: str
 ) -> None:
-    study = studies[study_id]
+    crawl_every_condition(client, studies[study_id])
+
+
+def crawl_every_condition(client: TestClient, study: LoadedStudy) -> None:
+    """One crawler per condition (balanced assignment gives each its own), all completed."""
     crawler = Crawler(client, study)
     for k in range(len(study.spec.conditions)):
-        result = crawler.run(f"/s/{study_id}?PROLIFIC_PID=crawl{k}")
+        result = crawler.run(f"/s/{study.id}?PROLIFIC_PID=crawl{k}")
         assert result.status == "completed", result
     with client.app.state.sessions() as s:  # type: ignore[attr-defined]
-        seen = {p.condition for p in s.scalars(select(Participant))}
+        seen = {p.condition for p in s.scalars(select(Participant).where(Participant.study_id == study.id))}
     assert seen == {c.id for c in study.spec.conditions}  # every condition was crawled
     assert crawler.pages_seen > 20
