@@ -95,7 +95,7 @@ def test_a_researcher_monitors_analyses_and_downloads(
     from playwright.sync_api import expect, sync_playwright
 
     from app.db import make_engine, session_factory, transaction
-    from app.export.files import TRIAL_COLUMNS
+    from app.export.columns import trial_columns
     from app.services.accounts import add_researcher
 
     engine = make_engine(settings.db_url)
@@ -134,5 +134,5 @@ def test_a_researcher_monitors_analyses_and_downloads(
         page.screenshot(path=str(ARTIFACTS / "researcher-analysis.png"), full_page=True)
         browser.close()
     trials = pd.read_csv(path)
-    assert list(trials.columns) == [c.name for c in TRIAL_COLUMNS]
+    assert list(trials.columns) == [c.name for c in trial_columns(study)]
     assert len(trials) == 4 * 20 and set(trials["response"]) == {"yes"}

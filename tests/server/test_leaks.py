@@ -42,8 +42,8 @@ class Crawler(Bot):
             assert re.fullmatch(r"/asset/[A-Za-z0-9_-]{24}", src), src
         if page.task:
             stimulus = next(src for src, a in page.images if "data-stimulus" in a)
-            entry = self.study.entries[self.key.image(stimulus)]  # type: ignore[union-attr]
-            truth = self.names_by_id[entry.true_class]
+            item = self.key.item(stimulus)  # type: ignore[union-attr]
+            truth = self.names_by_id[item.true_class]
             # the explanation itself may name species (nearest examples show theirs); the rest may
             # name the true class only as one of the options or as the model's (shown) answer
             rest = re.sub(r"<!-- explanation -->.*?<!-- /explanation -->", "", html, flags=re.S)
@@ -65,6 +65,7 @@ def crawl_every_condition(client: TestClient, study: LoadedStudy) -> None:
     for k in range(len(study.spec.conditions)):
         result = crawler.run(f"/s/{study.id}?PROLIFIC_PID=crawl{k}")
         assert result.status == "completed", result
+        assert result.answered and result.correct == result.answered  # an oracle: every answer right
     with client.app.state.sessions() as s:  # type: ignore[attr-defined]
         seen = {p.condition for p in s.scalars(select(Participant).where(Participant.study_id == study.id))}
     assert seen == {c.id for c in study.spec.conditions}  # every condition was crawled
