@@ -190,7 +190,8 @@ class QuestionnaireStep(StepType[Questionnaire]):
         errors: dict[str, str] = {}
         for q in step.questions:
             raw = form.get(q.name, "").strip()
-            chosen = multi.get(q.name, [])
+            # one checked box arrives as a plain field, several as a repeated one
+            chosen = multi.get(q.name) or ([raw] if raw else [])
             if not (chosen if isinstance(q, Multiple) else raw):
                 if q.required:
                     errors[q.id] = (
