@@ -212,6 +212,7 @@ class Task:
     summary: ClassVar[str]  # what the participant is asked (docs/studies.md names every task)
     prompt: ClassVar[str]  # the default question; a block's `prompt` replaces it
     shows_prediction: ClassVar[bool | None] = None  # True: always; False: never; None: as the condition says
+    template: ClassVar[str | None] = None  # what its `view` adds to the trial page (under templates/tasks/)
     two_stage: ClassVar[bool] = True  # may be asked twice, before and after the model's advice
     fields: ClassVar[tuple[Recorded, ...]] = ()  # its own per-trial fields (kept in `values`: see in_values)
 

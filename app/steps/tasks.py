@@ -83,6 +83,7 @@ class Counterfactual(Task):
     prompt = "Which image keeps more of the model's confidence?"
     shows_prediction = True
     two_stage = False
+    template = "tasks/counterfactual.html"
 
     def item(self, entry: Any, graphs: dict[int, Any], items: Any) -> Item | None:
         graph = graphs.get(entry.image_id)

@@ -281,6 +281,7 @@ class TrialsStep(StepType[Trials]):
             "confidence_shown": _pct(item.confidence) if show_prediction and condition.show_confidence else None,
             "preload": [study.assets.url(study.entries[nxt.item.image_id].image)] if nxt and nxt.item else [],
             "time_limit": step.time_limit_s,
+            "task_template": task.template,
             **task.view(study, item),
         }
 
