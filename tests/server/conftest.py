@@ -126,16 +126,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def settings(tmp_path: Path, db_url: str, assets_dir: Path) -> Settings:
+def server_settings(home: Path, db_url: str, assets_dir: Path) -> Settings:
     return Settings(
         environment="test",
-        home=tmp_path,
+        home=home,
         database_url=db_url,
         studies_dir=REPO / "studies",
         assets_dir=assets_dir,
         secret_key=SECRET,
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, assets_dir: Path) -> Settings:
+    return server_settings(tmp_path, db_url, assets_dir)
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ from sqlalchemy import select
 from app.main import create_app
 from app.migrate import upgrade
 from app.models import Response
-from app.settings import Settings
 from app.studies.loader import load_all
-from tests.server.conftest import REPO, SECRET, SHIPPED_IDS
+from tests.server.conftest import REPO, SECRET, SHIPPED_IDS, server_settings
 from tests.server.test_leaks import crawl_every_condition
 
 pytestmark = pytest.mark.slow
@@ -25,15 +24,7 @@ def test_a_pipeline_run_serves_every_shipped_study(pipeline_assets_dir: Path, tm
     assert sorted(studies) == SHIPPED_IDS
     url = f"sqlite:///{tmp_path / 'round-trip.db'}"
     upgrade(url)
-    settings = Settings(
-        environment="test",
-        home=tmp_path,
-        database_url=url,
-        studies_dir=REPO / "studies",
-        assets_dir=pipeline_assets_dir,
-        secret_key=SECRET,
-    )
-    app = create_app(settings, studies)
+    app = create_app(server_settings(tmp_path, url, pipeline_assets_dir), studies)
     try:
         with TestClient(app, follow_redirects=False) as client:
             for study in studies.values():
