@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.analysis.rules import answers, attention_failures, flags_for, pseudonym, trial_fields
 from app.export.columns import FLAGS, codebook, codebook_markdown, participant_columns, trial_columns
@@ -67,7 +68,7 @@ _HEAD = (Participant.external_pid, Participant.status, Response.participant_id, 
 
 def _totals(rows: list[Any], correct: int, rt: int) -> tuple[tuple[int, int, float | None], list[float]]:
     rts = [r[rt] for r in rows if r[rt] is not None]
-    return (len(rows), sum(bool(r[correct]) for r in rows), statistics.median(rts) if rts else None), rts
+    return (len(rows), sum(r[correct] == "true" for r in rows), statistics.median(rts) if rts else None), rts
 
 
 class _Trials:
@@ -78,8 +79,17 @@ class _Trials:
         self.fields = trial_fields(study)
         keys = [f.key for f in self.fields]
         self.correct, self.rt = (len(_HEAD) + keys.index(k) for k in ("correct", "rt_ms"))
-        self.bools = [k for k, f in enumerate(self.fields) if f.type == "boolean"]
         self.times = [k for k, f in enumerate(self.fields) if f.type == "datetime"]
+
+    def columns(self) -> list[ColumnElement[Any]]:
+        """The fields as the CSV cells, where SQL can say them: booleans as true/false/empty."""
+        out = []
+        for f in self.fields:
+            e = f.expression()
+            if f.type == "boolean":  # in the database: a million rows cost no Python for this
+                e = case((e.is_(True), "true"), (e.is_(False), "false"), else_="").label(f.key)
+            out.append(e)
+        return out
 
     def groups(
         self, session: Session, include_pilots: bool, batch: int = 5000
@@ -87,7 +97,7 @@ class _Trials:
         """Each participant's rows in turn, with (participant id, external id, status); plain tuples
         from Core, not ORM objects: a million rows of these."""
         q = (
-            select(*_HEAD, *(f.expression() for f in self.fields))
+            select(*_HEAD, *self.columns())
             .join(Participant, Participant.id == Response.participant_id)
             .where(
                 Response.study_id == self.study.id,
@@ -112,10 +122,8 @@ class _Trials:
             yield who, rows
 
     def cells(self, row: Any) -> list[Any]:
-        """A row's trial fields as CSV cells."""
+        """A row's trial fields as CSV cells (times in Python: each database stores its own way)."""
         cells = list(row[len(_HEAD) :])
-        for k in self.bools:
-            cells[k] = BOOL[cells[k]]
         for k in self.times:
             cells[k] = _iso(cells[k])
         return cells

@@ -1,8 +1,9 @@
 """The participant's journey as use cases: enter, see the current page, answer it.
 
-No HTTP here: functions take a database session and never commit (the request does). Every
-answer is checked against the page the server says the participant is on; a repeated or
-stale submission changes nothing.
+No HTTP here: functions take a database session and never commit (the request's UnitOfWork
+does); problems are domain errors (app/errors.py). What a page reads and stores is its step
+type's (app/steps/). Every answer is checked against the page the server says the participant
+is on; a repeated or stale submission changes nothing.
 """
 
 from __future__ import annotations
