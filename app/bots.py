@@ -22,6 +22,8 @@ from html.parser import HTMLParser
 import httpx
 
 from app.settings import Settings
+from app.steps import TASKS, step_type
+from app.studies.items import Item
 from app.studies.loader import LoadedStudy
 
 STRATEGIES = ("random", "oracle", "always-agree", "follow-model")
@@ -109,29 +111,17 @@ class BotResult:
 
 
 class Key:
-    """What an oracle may know: the study's items behind each opaque asset name."""
+    """What an oracle may know: the study's item behind each trial picture's opaque name."""
 
     def __init__(self, study: LoadedStudy) -> None:
         assert study.assets is not None
-        self.study = study
-        by_rel = {str(p.relative_to(study.run)): t for t, p in study.assets.by_token.items()}
-        self.image_of: dict[str, int] = {}
-        for e in study.manifest.images:
-            if e.image in by_rel:
-                self.image_of[by_rel[e.image]] = e.image_id
-        self.question_of: dict[str, tuple[str, str]] = {}
-        for graph in study.graphs.values():
-            for q in graph.questions:
-                for side, v in (("a", q.a), ("b", q.b)):
-                    if v.image in by_rel:
-                        self.question_of[by_rel[v.image]] = (q.higher, side)
+        self.item_of: dict[str, Item] = {}
+        for sets in study.items.values():  # a block never reuses an earlier block's pictures
+            for it in (it for items in sets for it in items):
+                self.item_of[study.assets.token(study.entries[it.image_id].image)] = it
 
-    def image(self, src: str) -> int | None:
-        return self.image_of.get(src.rsplit("/", 1)[-1])
-
-    def higher(self, src: str) -> str | None:
-        found = self.question_of.get(src.rsplit("/", 1)[-1])
-        return found[0] if found else None
+    def item(self, src: str) -> Item | None:
+        return self.item_of.get(src.rsplit("/", 1)[-1])
 
 
 class Bot:
@@ -203,39 +193,27 @@ class Bot:
     def attention(self, options: list[str]) -> str:
         if self.strategy == "random":
             return self.rng.choice(options)
-        wanted = [s.answer for s in self.study.spec.steps if s.type == "attention"]
+        wanted = [a for s in self.study.spec.steps for a in step_type(s).instructed(s)]
         return next((o for o in options if o in wanted), self.rng.choice(options))
 
     def answer(self, page: PageParser, form: Form, r: BotResult) -> str:
         options = form.radios["answer"]
-        task = page.task or ""
+        task = TASKS[page.task or ""]
         stimulus = next((src for src, a in page.images if "data-stimulus" in a), "")
-        image_id = self.key.image(stimulus) if self.key else None
-        entry = self.study.entries.get(image_id) if image_id is not None else None
+        item = self.key.item(stimulus) if self.key else None
         choice: str | None = None
-        shown = self.names.get(page.model_says)
-        if self.strategy == "oracle" and self.key:
-            if task == "counterfactual":
-                versions = [src for src, a in page.images if (a.get("alt") or "").startswith("Image ")]
-                choice = self.key.higher(versions[0]) if versions else None
-            elif task == "verify" and entry:
-                choice = "yes" if entry.correct else "no"
-            elif entry:
-                choice = str(entry.predicted_class if task == "simulate" else entry.true_class)
+        shown = self.names.get(page.model_says)  # the model's answer as the page shows it, if it does
+        if self.strategy == "oracle" and item:
+            choice = task.key(item)
         elif self.strategy == "always-agree":
-            choice = "yes" if task == "verify" else shown
+            choice = task.follow(shown)
         elif self.strategy == "follow-model":
-            choice = "yes" if task == "verify" else (shown or (str(entry.predicted_class) if entry else None))
+            choice = task.follow(shown or (str(item.predicted_class) if item else None))
         if choice not in options:
             choice = self.rng.choice(options)
         r.answered += 1
-        if entry is not None and task != "counterfactual":
-            right = {
-                "verify": str(entry.correct == (choice == "yes")),
-                "simulate": str(entry.predicted_class),
-                "classify": str(entry.true_class),
-            }[task]
-            r.correct += int(choice == right or right == "True")
+        if item is not None:  # scored by the bot's own key (oracle and follow-model have one)
+            r.correct += int(task.score(item, choice))
         return choice
 
 

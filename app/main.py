@@ -13,11 +13,12 @@ from starlette.responses import Response
 from app.analysis.cache import ReportCache
 from app.analysis.inference import choose_engine
 from app.db import make_engine, session_factory, transaction
+from app.errors import AppError
 from app.routes import assets, participant, researcher
 from app.services.studies import sync
 from app.settings import Settings, get_settings
 from app.studies.loader import LoadedStudy, load_all
-from app.web import ROOT, BodyLimit, SecurityHeaders, render
+from app.web import ROOT, BodyLimit, SecurityHeaders, problem, render
 
 
 def create_app(settings: Settings | None = None, studies: dict[str, LoadedStudy] | None = None) -> FastAPI:
@@ -49,9 +50,7 @@ def create_app(settings: Settings | None = None, studies: dict[str, LoadedStudy]
             return Response(status_code=401, headers={"HX-Redirect": "/r/login"})
         return RedirectResponse("/r/login", status_code=303)
 
-    @app.exception_handler(PermissionError)
-    def forbidden(request: Request, exc: PermissionError) -> Response:
-        return render(request, "error.html", status=403, title="Not allowed", message=str(exc))
+    app.add_exception_handler(AppError, problem)  # type: ignore[arg-type]
 
     @app.get("/healthz")
     def healthz() -> dict[str, object]:

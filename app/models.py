@@ -2,7 +2,8 @@
 
 Every participant and every response carries the study's content hash, so data can always be
 traced to the exact study file that produced it. One table holds every kind of answer; the
-step declarations say which fields each kind records (and generate the export's codebook).
+step types and tasks (app/steps/) declare which fields each kind records, and those
+declarations generate the export's columns and codebook.
 """
 
 from __future__ import annotations

@@ -1,23 +1,38 @@
-"""Shared pieces of the web layer: templates, the request's database session, security headers."""
+"""Shared pieces of the web layer: templates, the resources a handler depends on, one transaction
+per request, domain errors as status codes, security headers.
+
+Handlers get what they need as FastAPI dependencies (the settings, the loaded studies, the
+request's session, a study by its id) and are plain functions: `UnitOfWork` commits their
+session when they return and rolls it back when they raise, and `problem` turns the error
+they raised into its page (`STATUS` is the one table of status codes).
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from markdown_it import MarkdownIt
 from markupsafe import Markup
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.analysis.cache import ReportCache
+from app.errors import AppError, Conflict, Forbidden, NotFound, Refused, Unavailable
+from app.settings import Settings
+from app.studies.loader import LoadedStudy
 
 ROOT = Path(__file__).resolve().parent.parent
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
@@ -33,8 +48,31 @@ templates.env.auto_reload = False  # templates ship with the code: no file check
 templates.env.filters["markdown"] = markdown
 
 
-async def get_session(request: Request) -> AsyncIterator[Session]:
-    """A session per request; handlers commit what they mean to keep, anything else is rolled back.
+# -- what handlers depend on (the only readers of app.state) ---------------------------------------
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_studies(request: Request) -> dict[str, LoadedStudy]:
+    studies: dict[str, LoadedStudy] = request.app.state.studies
+    return studies
+
+
+async def get_sessions(request: Request) -> sessionmaker[Session]:
+    """The session factory, for work that outlives the handler (a streamed download)."""
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    return sessions
+
+
+async def get_reports(request: Request) -> ReportCache:
+    reports: ReportCache = request.app.state.reports
+    return reports
+
+
+async def get_session(sessions: Annotated[sessionmaker[Session], Depends(get_sessions)]) -> AsyncIterator[Session]:
+    """A session per request, in the transaction `UnitOfWork` ends (one a dependency left open,
+    raising before the handler ran, is rolled back here).
 
     Async, so that opening and closing it costs no trip to the thread pool (a sync dependency
     costs two per request). Ending a transaction the handler left open touches the database, so
@@ -42,7 +80,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     behind the shared pool's threads it could wait on requests that wait for this transaction's
     lock, and a cancelled request must still give its connection back.
     """
-    session: Session = request.app.state.sessions()
+    session = sessions()
     try:
         yield session
     finally:
@@ -53,7 +91,66 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
             session.close()
 
 
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StudiesDep = Annotated[dict[str, LoadedStudy], Depends(get_studies)]
+SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 SessionDep = Annotated[Session, Depends(get_session)]
+ReportsDep = Annotated[ReportCache, Depends(get_reports)]
+
+
+def study_by_id(title: str, message: str) -> Callable[..., Any]:
+    """A dependency: the study named by the path's `study_id`, or NotFound in these words."""
+
+    async def study(study_id: str, studies: StudiesDep) -> LoadedStudy:
+        found = studies.get(study_id)
+        if found is None:
+            raise NotFound(message, title=title)
+        return found
+
+    return study
+
+
+# -- one transaction per request ------------------------------------------------------------------
+class UnitOfWork(APIRoute):
+    """The commit in one place: a handler's session is committed when the handler returns and
+    rolled back when it raises, in the handler's own thread (before the response is sent).
+    Services never commit; handlers neither."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, _in_transaction(endpoint), **kwargs)
+
+
+def _in_transaction(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(endpoint):
+        raise TypeError(f"{endpoint.__name__}: handlers are plain functions (the commit runs in their thread)")
+
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        session = next((v for v in kwargs.values() if isinstance(v, Session)), None)
+        try:
+            result = endpoint(*args, **kwargs)
+        except BaseException:
+            if session is not None:
+                session.rollback()
+            raise
+        if session is not None and session.in_transaction():
+            session.commit()  # the answer is safe before anything else happens
+        return result
+
+    return run
+
+
+# -- domain errors as pages -----------------------------------------------------------------------
+STATUS: dict[type[AppError], int] = {NotFound: 404, Refused: 400, Conflict: 409, Forbidden: 403, Unavailable: 503}
+
+
+def problem(request: Request, exc: AppError) -> Response:
+    """The page for an error a service raised: its status from STATUS, its title and message."""
+    status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+    message = str(exc)
+    if request.method == "POST":  # a refused POST changed nothing: say so
+        message = message.rstrip(".") + ". Nothing was stored."
+    return render(request, "error.html", status=status, title=exc.title, message=message)
 
 
 def page_token(secret: str, code: str) -> str:

@@ -14,8 +14,9 @@ import pandas as pd
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from app.analysis.rules import TRIAL_FIELDS, attention_failures, flags_for
+from app.analysis.rules import attention_failures, flags_for, trial_fields
 from app.models import Participant, Response
+from app.steps.registry import trial_row_types
 from app.studies.loader import LoadedStudy
 
 
@@ -63,19 +64,20 @@ def participants_frame(session: Session, study: LoadedStudy, include_pilots: boo
 
 
 def trials_frame(session: Session, study: LoadedStudy, include_pilots: bool = False) -> pd.DataFrame:
-    cols = [getattr(Response, f) for f in TRIAL_FIELDS]
+    """One row per answered trial: participant_id, condition, every trial field (app/steps/), study_hash."""
+    fields = trial_fields(study)
     q = (
-        select(*cols)
+        select(Response.participant_id, Response.condition, *(f.expression() for f in fields), Response.study_hash)
         .join(Participant, Participant.id == Response.participant_id)
-        .where(Response.study_id == study.id, Response.step_type == "trials", Response.complete.is_(True))
+        .where(Response.study_id == study.id, Response.step_type.in_(trial_row_types()), Response.complete.is_(True))
     )
     if not include_pilots:
         q = q.where(Participant.is_pilot.is_(False))
-    df = pd.DataFrame(
-        session.execute(q.order_by(Response.participant_id, Response.page)).all(), columns=list(TRIAL_FIELDS)
-    )
-    for c in ("correct", "model_correct", "first_correct"):
-        df[c] = df[c].astype("boolean")
+    columns = ["participant_id", "condition", *(f.key for f in fields), "study_hash"]
+    df = pd.DataFrame(session.execute(q.order_by(Response.participant_id, Response.page)).all(), columns=columns)
+    for f in fields:
+        if f.type == "boolean":
+            df[f.key] = df[f.key].astype("boolean")
     return df
 
 

@@ -1,5 +1,9 @@
-"""What analysis and export share, without pandas: the trial fields, the study's exclusion
-rules per participant, questionnaire answers as flat columns, and pseudonyms."""
+"""What analysis and export share, without pandas: a study's trial fields, the study's exclusion
+rules per participant, the answers of participant-level steps as flat columns, and pseudonyms.
+
+The fields and columns come from the step types and tasks (app/steps/): a field a step type or
+task declares is exported, in the codebook and in the analysis frame without a change here.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Response
+from app.steps import STEP_TYPES, step_type
+from app.steps import trial_fields as _trial_fields
+from app.steps.base import Recorded
 from app.studies.loader import LoadedStudy
 
 
@@ -21,36 +28,20 @@ def pseudonym(secret: str, study_id: str, external: str | None, participant_id: 
     return hmac.new(secret.encode(), f"{study_id}:{raw}".encode(), hashlib.sha256).hexdigest()[:16]
 
 
-TRIAL_FIELDS = (
-    "participant_id",
-    "condition",
-    "phase",
-    "step_id",
-    "task",
-    "trial_index",
-    "item_id",
-    "true_class",
-    "model_prediction",
-    "model_confidence",
-    "model_correct",
-    "explanation",
-    "asset_id",
-    "answer",
-    "correct",
-    "confidence",
-    "first_answer",
-    "first_correct",
-    "onset_ms",
-    "response_ms",
-    "rt_ms",
-    "first_received_at",
-    "received_at",
-    "study_hash",
-)
+def trial_fields(study: LoadedStudy) -> list[Recorded]:
+    """The fields of the study's trial rows: those every trial records, then the own fields of
+    each task the study's blocks ask (in the order the blocks first ask them)."""
+    return _trial_fields(list(dict.fromkeys(b.task for b in study.spec.blocks)))
+
+
+def step_columns(study: LoadedStudy) -> list[Recorded]:
+    """participants.csv's columns from participant-level steps (questionnaires, checks, consent)."""
+    return [c for step in study.spec.steps for c in step_type(step).columns(step)]
 
 
 def answers(session: Session, study: LoadedStudy) -> dict[int, dict[str, Any]]:
-    """Questionnaire answers and attention checks per participant, as flat columns."""
+    """The answers of participant-level steps per participant, as flat columns ("step.field")."""
+    kinds = {step.type for step in study.spec.steps if step_type(step).columns(step)}
     out: dict[int, dict[str, Any]] = {}
     rows = session.execute(
         select(
@@ -60,16 +51,10 @@ def answers(session: Session, study: LoadedStudy) -> dict[int, dict[str, Any]]:
             Response.values,
             Response.answer,
             Response.correct,
-        ).where(Response.study_id == study.id, Response.step_type.in_(("questionnaire", "attention")))
+        ).where(Response.study_id == study.id, Response.step_type.in_(sorted(kinds)))
     ).all()
-    for pid, step, kind, values, answer, correct in rows:
-        mine = out.setdefault(pid, {})
-        if kind == "questionnaire":
-            for k, v in (values or {}).items():
-                mine[f"{step}.{k}"] = "; ".join(v) if isinstance(v, list) else v
-        else:
-            mine[f"{step}.answer"] = answer
-            mine[f"{step}.passed"] = bool(correct)
+    for row in rows:
+        out.setdefault(row.participant_id, {}).update(STEP_TYPES[row.step_type].flatten(row.step_id, row))
     return out
 
 
@@ -88,6 +73,6 @@ def flags_for(study: LoadedStudy, status: str | None, rts: list[float], attentio
 
 
 def attention_failures(extra: dict[int, dict[str, Any]]) -> set[int]:
-    return {
-        pid for pid, answers in extra.items() if any(k.endswith(".passed") and v is False for k, v in answers.items())
-    }
+    """Participants who failed a check: a step type's `passed` column that is false."""
+    passed = tuple(f".{kind.passed}" for kind in STEP_TYPES.values() if kind.passed)
+    return {pid for pid, answers in extra.items() if any(k.endswith(passed) and v is False for k, v in answers.items())}

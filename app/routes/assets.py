@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from starlette.responses import Response
+
+from app.web import StudiesDep
 
 router = APIRouter()
 TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
 
 
 @router.get("/asset/{token}")
-def asset(request: Request, token: str) -> Response:
-    for study in request.app.state.studies.values():
+def asset(token: str, studies: StudiesDep) -> Response:
+    for study in studies.values():
         path = study.assets.by_token.get(token) if study.assets else None
         if path is not None:
             media = TYPES.get(path.suffix.lower())

@@ -1,64 +1,75 @@
 """The researcher's dashboard under /r: login, studies, live monitor, analysis, exports, previews.
 
-Every route here except the login form requires a researcher session; every form carries the
-session's CSRF token. Pages are server-rendered; the monitor refreshes itself with htmx polling.
+Every route here except the login form requires a researcher session (`ResearcherDep`, the
+first dependency of each, so that nothing else is looked at first); every form carries the
+session's CSRF token (`CsrfDep` checks it). Pages are server-rendered; the
+monitor refreshes itself with htmx polling.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
-from sqlalchemy import select
 from starlette.responses import Response
 
 from app.analysis import report as R
 from app.analysis.inference import METHOD
+from app.errors import Forbidden, NotFound, Unavailable
 from app.export import files as X
-from app.models import Participant, Researcher
-from app.models import Response as Answer
+from app.models import Researcher
 from app.services import accounts
 from app.services import participation as svc
-from app.services.monitor import STATES, accuracy_so_far, monitor
+from app.services.monitor import STATES, accuracy_so_far, latest, monitor, participant_detail
 from app.studies.loader import LoadedStudy
-from app.web import SessionDep, render
+from app.web import ReportsDep, SessionDep, SessionsDep, SettingsDep, StudiesDep, UnitOfWork, render, study_by_id
 
-router = APIRouter(prefix="/r")
+router = APIRouter(prefix="/r", route_class=UnitOfWork)
 
 
 class LoginRequired(Exception):
     pass
 
 
-def _sessions(request: Request) -> accounts.Sessions:
-    s = request.app.state.settings
-    return accounts.Sessions(s.secret_key, s.session_max_age_s)
+@dataclass
+class Me:
+    """The logged-in researcher and their session's CSRF token."""
+
+    researcher: Researcher
+    csrf: str
 
 
-def researcher(request: Request, session: SessionDep) -> Researcher:
-    login = _sessions(request).read(request.cookies.get(accounts.COOKIE))
+def _sessions(settings: SettingsDep) -> accounts.Sessions:
+    return accounts.Sessions(settings.secret_key, settings.session_max_age_s)
+
+
+def logged_in(request: Request, session: SessionDep, settings: SettingsDep) -> Me:
+    login = _sessions(settings).read(request.cookies.get(accounts.COOKIE))
     r = accounts.current(session, login)
-    if r is None:
+    if r is None or login is None:
         raise LoginRequired
-    request.state.csrf = login.csrf if login else ""
-    return r
+    return Me(r, login.csrf)
 
 
-ResearcherDep = Annotated[Researcher, Depends(researcher)]
+ResearcherDep = Annotated[Me, Depends(logged_in)]
 
 
-def check_csrf(request: Request, token: str) -> None:
-    if not token or token != getattr(request.state, "csrf", None):
-        raise PermissionError("the form's security token is missing or stale; reload the page and try again")
+async def csrf_checked(me: ResearcherDep, csrf: Annotated[str, Form()] = "") -> Me:
+    """The researcher of a form post, whose form carries their session's CSRF token."""
+    if not csrf or csrf != me.csrf:
+        raise Forbidden("the form's security token is missing or stale; reload the page and try again")
+    return me
 
 
-def _study(request: Request, study_id: str) -> LoadedStudy | None:
-    return request.app.state.studies.get(study_id)
+CsrfDep = Annotated[Me, Depends(csrf_checked)]
+StudyDep = Annotated[LoadedStudy, Depends(study_by_id("No such study", "There is no study with this id."))]
 
 
-def _missing(request: Request) -> Response:
-    return render(request, "error.html", status=404, title="No such study", message="There is no study with this id.")
+def _page(request: Request, name: str, me: Me, **context: Any) -> Response:
+    return render(request, name, me=me.researcher, csrf=me.csrf, **context)
 
 
 @router.get("/login")
@@ -70,25 +81,23 @@ def login_form(request: Request) -> Response:
 def login(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     email: Annotated[str, Form(max_length=254)] = "",
     password: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    settings = request.app.state.settings
     ip = request.client.host if request.client else "?"
     keys = [f"email:{email.strip().lower()}", f"ip:{ip}"]
     if accounts.rate_limited(session, keys, settings.login_attempts_per_minute):
-        session.commit()
         return render(
             request, "r_login.html", status=429, error="Too many attempts. Wait a minute before trying again."
         )
     r = accounts.authenticate(session, email, password, ip)
-    session.commit()
-    if r is None:
+    if r is None:  # the failed attempt is kept (the handler returns: its transaction commits)
         return render(request, "r_login.html", status=401, error="That e-mail and password do not match.")
     resp = RedirectResponse("/r/", status_code=303)
     resp.set_cookie(
         accounts.COOKIE,
-        _sessions(request).issue(r),
+        _sessions(settings).issue(r),
         max_age=settings.session_max_age_s,
         httponly=True,
         samesite="strict",
@@ -99,19 +108,17 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, session: SessionDep, me: ResearcherDep, csrf: Annotated[str, Form()] = "") -> Response:
-    check_csrf(request, csrf)
-    me.session_epoch += 1  # every cookie of this researcher stops working
-    session.commit()
+def logout(me: CsrfDep, session: SessionDep) -> Response:
+    me.researcher.session_epoch += 1  # every cookie of this researcher stops working
     resp = RedirectResponse("/r/login", status_code=303)
     resp.delete_cookie(accounts.COOKIE, path="/")
     return resp
 
 
 @router.get("/")
-def studies_page(request: Request, session: SessionDep, me: ResearcherDep) -> Response:
+def studies_page(request: Request, me: ResearcherDep, session: SessionDep, studies: StudiesDep) -> Response:
     rows = []
-    for sid, study in sorted(request.app.state.studies.items()):
+    for sid, study in sorted(studies.items()):
         m = monitor(session, study)
         completed = sum(c["completed"] for c in m.by_condition.values())
         active = sum(c["active"] for c in m.by_condition.values())
@@ -126,149 +133,94 @@ def studies_page(request: Request, session: SessionDep, me: ResearcherDep) -> Re
                 "status": "collecting" if active else ("has data" if completed else "no participants yet"),
             }
         )
-    return render(request, "r_studies.html", me=me, rows=rows, csrf=request.state.csrf)
+    return _page(request, "r_studies.html", me, rows=rows)
 
 
-def _monitor_context(request: Request, session: SessionDep, study: LoadedStudy) -> dict[str, Any]:
+def _monitor_context(session: SessionDep, study: LoadedStudy) -> dict[str, Any]:
     m = monitor(session, study)
     conditions = [c.id for c in study.spec.conditions] + (["unassigned"] if "unassigned" in m.by_condition else [])
     return {"study": study.spec, "m": m, "conditions": conditions, "states": STATES}
 
 
 @router.get("/studies/{study_id}")
-def study_page(request: Request, study_id: str, session: SessionDep, me: ResearcherDep) -> Response:
-    study = _study(request, study_id)
-    if study is None:
-        return _missing(request)
-    people = session.scalars(
-        select(Participant).where(Participant.study_id == study_id).order_by(Participant.id.desc()).limit(50)
-    ).all()
-    return render(
+def study_page(request: Request, me: ResearcherDep, study: StudyDep, session: SessionDep) -> Response:
+    return _page(
         request,
         "r_study.html",
-        me=me,
-        csrf=request.state.csrf,
-        people=people,
-        **_monitor_context(request, session, study),
+        me,
+        people=latest(session, study),
+        exports=list(X.FILES),
+        **_monitor_context(session, study),
     )
 
 
 @router.get("/studies/{study_id}/monitor")
-def monitor_fragment(request: Request, study_id: str, session: SessionDep, me: ResearcherDep) -> Response:
-    study = _study(request, study_id)
-    if study is None:
-        return _missing(request)
-    return render(request, "r_monitor.html", **_monitor_context(request, session, study))
+def monitor_fragment(request: Request, me: ResearcherDep, study: StudyDep, session: SessionDep) -> Response:
+    return render(request, "r_monitor.html", **_monitor_context(session, study))
 
 
 @router.get("/studies/{study_id}/accuracy")
-def accuracy_fragment(request: Request, study_id: str, session: SessionDep, me: ResearcherDep) -> Response:
+def accuracy_fragment(
+    request: Request, me: ResearcherDep, study: StudyDep, session: SessionDep, reports: ReportsDep
+) -> Response:
     """The analysis page's own accuracy table (same cache, same numbers), and the raw count beside it."""
-    study = _study(request, study_id)
-    if study is None:
-        return _missing(request)
-    rep, note = request.app.state.reports.get(study)
+    rep, note = reports.get(study)
     section = rep.section("accuracy") if rep else None
-    return render(
-        request, "r_accuracy.html", section=section, note=note, raw=accuracy_so_far(session, study), study=study.spec
-    )
+    raw = accuracy_so_far(session, study)
+    return render(request, "r_accuracy.html", section=section, note=note, raw=raw, study=study.spec)
 
 
 @router.get("/studies/{study_id}/participants/{participant_id}")
 def participant_page(
-    request: Request, study_id: str, participant_id: int, session: SessionDep, me: ResearcherDep
+    request: Request, me: ResearcherDep, study: StudyDep, participant_id: int, session: SessionDep
 ) -> Response:
-    study = _study(request, study_id)
-    p = session.get(Participant, participant_id)
-    if study is None or p is None or p.study_id != study_id:
-        return _missing(request)
-    answers = session.scalars(select(Answer).where(Answer.participant_id == p.id).order_by(Answer.page)).all()
-    return render(request, "r_participant.html", me=me, study=study.spec, p=p, answers=answers, csrf=request.state.csrf)
+    p, answers = participant_detail(session, study, participant_id)
+    return _page(request, "r_participant.html", me, study=study.spec, p=p, answers=answers)
 
 
 @router.post("/studies/{study_id}/preview")
-def preview(
-    request: Request,
-    study_id: str,
-    session: SessionDep,
-    me: ResearcherDep,
-    csrf: Annotated[str, Form()] = "",
-    condition: Annotated[str, Form()] = "",
-) -> Response:
+def preview(me: CsrfDep, study: StudyDep, session: SessionDep, condition: Annotated[str, Form()] = "") -> Response:
     """Take the study as a participant in a chosen condition: a pilot, left out of every count."""
-    check_csrf(request, csrf)
-    study = _study(request, study_id)
-    if study is None or condition not in {c.id for c in study.spec.conditions}:
-        return _missing(request)
-    p, _ = svc.enter(session, study, None, None, None, None, pilot=True)
-    p.condition, p.item_set, p.status = condition, 0, "active"
-    p.end_reason = f"pilot by {me.email}"
-    session.commit()
+    p = svc.preview(session, study, condition, me.researcher.email)
     return RedirectResponse(f"/p/{p.code}", status_code=303)
 
 
 @router.get("/studies/{study_id}/analysis")
-def analysis_page(request: Request, study_id: str, me: ResearcherDep) -> Response:
-    study = _study(request, study_id)
-    if study is None:
-        return _missing(request)
-    rep, note = request.app.state.reports.get(study)
+def analysis_page(request: Request, me: ResearcherDep, study: StudyDep, reports: ReportsDep) -> Response:
+    rep, note = reports.get(study)
     if rep is None:
-        return render(request, "error.html", status=503, title="Analysis not ready", message=note or "")
-    return render(
+        raise Unavailable(note or "", title="Analysis not ready")
+    return _page(
         request,
         "r_analysis.html",
-        me=me,
+        me,
         study=study.spec,
         rep=rep,
         stale=note,
         method=METHOD,
-        csv_url=lambda name: f"/r/studies/{study_id}/analysis/{name}.csv",
-        csrf=request.state.csrf,
+        csv_url=lambda name: f"/r/studies/{study.id}/analysis/{name}.csv",
     )
 
 
 @router.get("/studies/{study_id}/analysis/{name}.csv")
-def analysis_csv(request: Request, study_id: str, name: str, me: ResearcherDep) -> Response:
-    study = _study(request, study_id)
-    rep = request.app.state.reports.get(study)[0] if study is not None else None
+def analysis_csv(me: ResearcherDep, study: StudyDep, name: str, reports: ReportsDep) -> Response:
+    rep, _ = reports.get(study)
     table = R.tables(rep).get(name) if rep is not None else None
     if table is None:
-        return _missing(request)
-    headers = {"Content-Disposition": f'attachment; filename="{study_id}-{name}.csv"', "Cache-Control": "no-store"}
+        raise NotFound("There is no analysis table of this name.", title="No such table")
+    headers = {"Content-Disposition": f'attachment; filename="{study.id}-{name}.csv"', "Cache-Control": "no-store"}
     return Response(table.to_csv(index=False), media_type="text/csv", headers=headers)
 
 
-EXPORTS = {
-    "trials.csv": "text/csv",
-    "participants.csv": "text/csv",
-    "codebook.md": "text/markdown",
-    "codebook.json": "application/json",
-    "study.yaml": "application/yaml",
-}
-
-
 @router.get("/studies/{study_id}/export/{name}")
-def download(request: Request, study_id: str, name: str, me: ResearcherDep) -> Response:
-    study = _study(request, study_id)
-    if study is None or name not in EXPORTS:
-        return _missing(request)
-    secret = request.app.state.settings.secret_key
-    headers = {"Content-Disposition": f'attachment; filename="{study_id}-{name}"', "Cache-Control": "no-store"}
+def download(me: ResearcherDep, study: StudyDep, name: str, settings: SettingsDep, sessions: SessionsDep) -> Response:
+    file = X.FILES.get(name)
+    if file is None:
+        raise NotFound("There is no export file of this name.", title="No such file")
+    headers = {"Content-Disposition": f'attachment; filename="{study.id}-{name}"', "Cache-Control": "no-store"}
 
-    def chunks():  # type: ignore[no-untyped-def]
-        with request.app.state.sessions() as s:  # its own session: it outlives the request handler
-            if name == "trials.csv":
-                yield from X.stream_trials(s, study, secret)
-            elif name == "participants.csv":
-                yield from X.stream_participants(s, study, secret)
-            elif name == "codebook.md":
-                yield X.codebook_markdown(X.codebook(study, raw_ids=False))
-            elif name == "codebook.json":
-                import json
+    def chunks() -> Iterator[str]:
+        with sessions() as s:  # its own session: it outlives the request handler
+            yield from file.chunks(X.Export(s, study, settings.secret_key))
 
-                yield json.dumps(X.codebook(study, raw_ids=False), indent=2, default=str)
-            else:
-                yield study.source
-
-    return StreamingResponse(chunks(), media_type=EXPORTS[name], headers=headers)
+    return StreamingResponse(chunks(), media_type=file.media_type, headers=headers)

@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from app.errors import NotFound
 from app.models import Event, Participant, Response, aware, utcnow
+from app.steps.registry import trial_row_types
 from app.studies.loader import LoadedStudy
 
 STATES = ("started", "active", "completed", "abandoned", "screened_out", "declined")
@@ -93,7 +95,7 @@ def accuracy_so_far(session: Session, study: LoadedStudy) -> dict[str, dict[str,
         .join(Participant, Participant.id == Response.participant_id)
         .where(
             Response.study_id == study.id,
-            Response.step_type == "trials",
+            Response.step_type.in_(trial_row_types()),
             Response.complete.is_(True),
             Participant.is_pilot.is_(False),
         )
@@ -103,3 +105,21 @@ def accuracy_so_far(session: Session, study: LoadedStudy) -> dict[str, dict[str,
         c or "unassigned": {"n": int(n), "correct": int(k or 0), "accuracy": (k or 0) / n if n else None}
         for c, n, k in rows
     }
+
+
+def latest(session: Session, study: LoadedStudy, n: int = 50) -> list[Participant]:
+    """The study's most recent participants, pilots included (they are marked on the page)."""
+    return list(
+        session.scalars(
+            select(Participant).where(Participant.study_id == study.id).order_by(Participant.id.desc()).limit(n)
+        )
+    )
+
+
+def participant_detail(session: Session, study: LoadedStudy, participant_id: int) -> tuple[Participant, list[Response]]:
+    """One participant of the study and every answer they gave, in page order."""
+    p = session.get(Participant, participant_id)
+    if p is None or p.study_id != study.id:
+        raise NotFound("There is no such participant in this study.", title="No such participant")
+    rows = session.scalars(select(Response).where(Response.participant_id == p.id).order_by(Response.page))
+    return p, list(rows)

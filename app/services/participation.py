@@ -1,8 +1,9 @@
 """The participant's journey as use cases: enter, see the current page, answer it.
 
-No HTTP here: functions take a database session and never commit (the request does). Every
-answer is checked against the page the server says the participant is on; a repeated or
-stale submission changes nothing.
+No HTTP here: functions take a database session and never commit (the request's UnitOfWork
+does); problems are domain errors (app/errors.py). What a page reads and stores is its step
+type's (app/steps/). Every answer is checked against the page the server says the participant
+is on; a repeated or stale submission changes nothing.
 """
 
 from __future__ import annotations
@@ -10,48 +11,20 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from app.models import Assignment, Event, Participant, Response, Study, aware, utcnow
-from app.studies.loader import LoadedStudy, explanation_for
+from app.errors import Conflict, NotFound, Refused
+from app.models import Assignment, Event, Participant, Study, aware, utcnow
+from app.steps import step_type
+from app.steps.base import Answering, Showing, answered
+from app.studies.loader import LoadedStudy
 from app.studies.pages import Page, plan
-from app.studies.schema import (
-    Attention,
-    Break,
-    Completion,
-    Consent,
-    Instructions,
-    Likert,
-    Multiple,
-    Number,
-    Questionnaire,
-    Rule,
-    Single,
-    Text,
-    Trials,
-)
 
 EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-MAX_MS = 1e10  # client clocks beyond this are not plausible performance.now() values
-
-
-class Rejected(Exception):
-    """A submission that is not acceptable: forged, malformed or out of place. Nothing is stored."""
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        super().__init__(message)
-
-
-@dataclass
-class Invalid(Exception):
-    """Answers a person can fix (a required question left empty): the page is shown again."""
-
-    errors: dict[str, str] = field(default_factory=dict)
 
 
 def new_code() -> str:
@@ -71,7 +44,9 @@ def enter(
     """Find or create the participant; returns (participant, is_new). One participation per PID."""
     for name, value in (("PROLIFIC_PID", pid), ("STUDY_ID", ext_study), ("SESSION_ID", ext_session)):
         if value is not None and not EXTERNAL_ID.match(value):
-            raise Rejected(400, f"{name} is not a valid id (letters, digits, '-' and '_', at most 64)")
+            raise Refused(
+                f"{name} is not a valid id (letters, digits, '-' and '_', at most 64)", title="This link is not valid"
+            )
     if pid:
         found = session.scalar(
             select(Participant).where(Participant.study_id == study.id, Participant.external_pid == pid)
@@ -97,6 +72,16 @@ def enter(
     session.add(p)
     session.flush()
     return p, True
+
+
+def preview(session: Session, study: LoadedStudy, condition: str, by: str) -> Participant:
+    """A researcher's pilot participation in a chosen condition: left out of every count."""
+    if condition not in {c.id for c in study.spec.conditions}:
+        raise NotFound(f"The study has no condition {condition!r}.", title="No such condition")
+    p, _ = enter(session, study, None, None, None, None, pilot=True)
+    p.condition, p.item_set, p.status = condition, 0, "active"
+    p.end_reason = f"pilot by {by}"
+    return p
 
 
 def pages_of(study: LoadedStudy, p: Participant) -> tuple[Page, ...]:
@@ -175,191 +160,6 @@ class Outcome:
     ended: str | None = None  # "completed", "screened_out", "declined"
 
 
-def _number(form: dict[str, str], name: str, lo: float, hi: float) -> float | None:
-    raw = form.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        v = float(raw)
-    except ValueError:
-        raise Rejected(400, f"{name} must be a number") from None
-    if not lo <= v <= hi or v != v:
-        raise Rejected(400, f"{name} is out of range")
-    return v
-
-
-def _questionnaire(step: Questionnaire, form: dict[str, str], multi: dict[str, list[str]]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    known = {f"q_{q.id}" for q in step.questions}
-    unknown = [k for k in form if k.startswith("q_") and k not in known]
-    if unknown:
-        raise Rejected(400, f"unexpected fields {unknown[:3]}")
-    for q in step.questions:
-        name = f"q_{q.id}"
-        raw = form.get(name, "").strip()
-        if isinstance(q, Multiple):
-            chosen = multi.get(name, [])
-            idx = []
-            for c in chosen:
-                if not c.isdigit() or int(c) >= len(q.options):
-                    raise Rejected(400, f"{name} has an option that was not offered")
-                idx.append(int(c))
-            if q.required and not idx:
-                errors[q.id] = "Please choose at least one option."
-            values[q.id] = [q.options[i] for i in sorted(set(idx))]
-            continue
-        if not raw:
-            if q.required:
-                errors[q.id] = "Please answer this question."
-            values[q.id] = None
-            continue
-        if isinstance(q, Likert):
-            if not raw.isdigit() or not 1 <= int(raw) <= q.points:
-                raise Rejected(400, f"{name} must be a point of the {q.points}-point scale")
-            values[q.id] = int(raw)
-        elif isinstance(q, Single):
-            if not raw.isdigit() or int(raw) >= len(q.options):
-                raise Rejected(400, f"{name} is not one of the options offered")
-            values[q.id] = q.options[int(raw)]
-        elif isinstance(q, Number):
-            try:
-                v = float(raw)
-            except ValueError:
-                errors[q.id] = "Please enter a number."
-                continue
-            if (q.integer and v != int(v)) or (q.min is not None and v < q.min) or (q.max is not None and v > q.max):
-                bounds = f" between {q.min:g} and {q.max:g}" if q.min is not None and q.max is not None else ""
-                errors[q.id] = f"Please enter a{'' if not q.integer else ' whole'} number{bounds}."
-                continue
-            values[q.id] = int(v) if q.integer else v
-        elif isinstance(q, Text):
-            if len(raw) > q.max_length:
-                raise Rejected(400, f"{name} is longer than {q.max_length} characters")
-            values[q.id] = raw
-    if errors:
-        raise Invalid(errors)
-    return values
-
-
-def _screened(rules: list[Rule], values: dict[str, Any]) -> str | None:
-    for r in rules:
-        v = values.get(r.question)
-        if v is None:
-            continue
-        if r.in_ is not None and (v in r.in_ or (isinstance(v, list) and set(v) & set(r.in_))):
-            return r.reason
-        if isinstance(v, (int, float)) and (
-            (r.below is not None and v < r.below) or (r.above is not None and v > r.above)
-        ):
-            return r.reason
-    return None
-
-
-def task_answers(study: LoadedStudy, page: Page) -> list[str]:
-    """The answers a trial accepts (values, not labels)."""
-    step = page.step
-    assert isinstance(step, Trials)
-    if step.task in ("classify", "simulate"):
-        return [str(c) for c in (step.choices or [c.id for c in study.manifest.classes])]
-    if step.task == "verify":
-        return ["yes", "no"]
-    return ["a", "b"]
-
-
-def is_correct(page: Page, answer: str) -> bool:
-    it = page.item
-    step = page.step
-    assert it is not None and isinstance(step, Trials)
-    if step.task == "classify":
-        return answer == str(it.true_class)
-    if step.task == "simulate":
-        return answer == str(it.predicted_class)
-    if step.task == "verify":
-        return (answer == "yes") == it.model_correct
-    assert it.question is not None
-    return answer == it.question.higher
-
-
-def _timing(form: dict[str, str]) -> tuple[float | None, float | None]:
-    return _number(form, "onset_ms", 0, MAX_MS), _number(form, "response_ms", 0, MAX_MS)
-
-
-def _trial(
-    study: LoadedStudy, p: Participant, page: Page, form: dict[str, str], existing: Response | None, now: dt.datetime
-) -> tuple[Response | None, bool]:
-    """Store a trial answer; returns (row, finished). Two-stage trials finish on the second answer."""
-    step = page.step
-    assert isinstance(step, Trials) and page.item is not None
-    timed_out = form.get("timed_out") == "1" and step.time_limit_s is not None
-    answer = form.get("answer", "").strip()
-    if not answer and not timed_out:
-        raise Invalid({"answer": "Please choose an answer."})
-    if answer and answer not in task_answers(study, page):
-        raise Rejected(400, "the answer is not one of the options offered")
-    confidence = None
-    if step.confidence and answer:
-        raw = form.get("confidence", "").strip()
-        if not raw:
-            raise Invalid({"confidence": "Please say how sure you are."})
-        if raw not in {"1", "2", "3", "4", "5"}:
-            raise Rejected(400, "confidence must be 1 to 5")
-        confidence = int(raw)
-    onset, resp = _timing(form)
-    correct = is_correct(page, answer) if answer else False
-    condition = study.spec.condition(p.condition or "")
-    shown = None
-    if (step.explanation or step.two_stage) and condition.explanation != "none":
-        found = explanation_for(study.entries[page.item.image_id], condition)
-        shown = f"{found.method}:{page.item.image_id}:predicted" if found else None
-    stage = form.get("stage", "1")
-    if step.two_stage and stage not in ("1", "2"):
-        raise Rejected(400, "stage must be 1 or 2")
-    if step.two_stage and existing is not None and not existing.complete:
-        if stage != "2":
-            return existing, False  # a repeated first answer: keep the first one
-        existing.answer, existing.correct, existing.confidence = answer or None, correct, confidence
-        existing.onset_ms, existing.response_ms = onset, resp
-        existing.rt_ms = resp - onset if onset is not None and resp is not None else None
-        existing.complete = True
-        existing.received_at = now
-        return existing, True
-    if step.two_stage and stage != "1":
-        raise Rejected(409, "this trial's first answer has not been given yet")
-    it = page.item
-    row = Response(
-        participant_id=p.id,
-        study_id=study.id,
-        study_hash=study.content_hash,
-        key=page.key,
-        page=page.index,
-        step_id=step.id,
-        step_type="trials",
-        phase=step.phase,
-        task=step.task,
-        trial_index=page.trial,
-        condition=p.condition,
-        item_id=it.key,
-        asset_id=shown if (step.explanation or step.two_stage) else None,
-        explanation=condition.explanation if (step.explanation or step.two_stage) else "none",
-        true_class=it.true_class,
-        model_prediction=it.predicted_class,
-        model_confidence=it.confidence,
-        model_correct=it.model_correct,
-        received_at=now,
-        values={"timed_out": True} if timed_out else None,
-    )
-    if step.two_stage:
-        row.first_answer, row.first_correct, row.first_confidence = answer or None, correct, confidence
-        row.first_onset_ms, row.first_response_ms, row.first_received_at = onset, resp, now
-        row.complete = False
-    else:
-        row.answer, row.correct, row.confidence = answer or None, correct, confidence
-        row.onset_ms, row.response_ms = onset, resp
-        row.rt_ms = resp - onset if onset is not None and resp is not None else None
-    return row, not step.two_stage
-
-
 def submit(
     session: Session,
     study: LoadedStudy,
@@ -371,6 +171,9 @@ def submit(
 ) -> Outcome:
     """Apply one form submission. Stale or repeated submissions change nothing.
 
+    The page's step type reads the form (Invalid or Refused, before anything changes) and
+    stores the answer; this moves the cursor, assigns a condition when the pages before the
+    first condition-dependent step are done, and ends the participation where the step says so.
     The caller has taken the participant's lock (`lock`) before loading `p`."""
     now = now or utcnow()
     if p.status not in ("started", "active"):
@@ -379,75 +182,55 @@ def submit(
     if page_index != page.index:
         if page_index < page.index:
             return Outcome(False)  # an earlier page answered again (back button, double click): ignore
-        raise Rejected(409, "this page is not open yet; your progress has been kept")
-    step = page.step
-    repeatable = (
-        {f"q_{q.id}" for q in step.questions if isinstance(q, Multiple)} if isinstance(step, Questionnaire) else set()
-    )
-    repeated = sorted(set(multi or {}) - repeatable)
+        raise Conflict("this page is not open yet; your progress has been kept")
+    kind = step_type(page.step)
+    repeated = sorted(set(multi or {}) - kind.repeatable(page.step))
     if repeated:
-        raise Rejected(400, f"the field {repeated[0]!r} was sent more than once")
+        raise Refused(f"the field {repeated[0]!r} was sent more than once")
+    if kind.final:
+        return Outcome(False, ended="completed")
     # Only a two-stage trial has a row before it is finished; any other page the cursor points at
     # has none (a row and the cursor's move are committed together, under the participant's lock).
-    existing = response_for(session, p, page.key) if isinstance(step, Trials) and step.two_stage else None
-    if existing is not None and existing.complete:
+    ctx = Answering(session, study, p, page, now)
+    stored = kind.store(ctx, kind.parse(ctx, form, multi or {}))
+    if stored.row is not None:
+        session.add(stored.row)
+    if not stored.finished:
+        session.flush()
         return Outcome(False)
-    base = {
-        "participant_id": p.id,
-        "study_id": study.id,
-        "study_hash": study.content_hash,
-        "key": page.key,
-        "page": page.index,
-        "step_id": step.id,
-        "condition": p.condition,
-        "received_at": now,
-    }
-    ended = None
-    if isinstance(step, Consent):
-        choice = form.get("choice")
-        if choice not in ("agree", "decline"):
-            raise Rejected(400, "choose to agree or not to take part")
-        session.add(Response(**base, step_type="consent", answer=choice))
-        if choice == "decline":
-            p.status, p.end_reason, ended = "declined", "did not consent", "declined"
-    elif isinstance(step, Questionnaire):
-        values = _questionnaire(step, form, multi or {})
-        session.add(Response(**base, step_type="questionnaire", values=values))
-        reason = _screened(step.screen_out, values)
-        if reason:
-            p.status, p.end_reason, ended = "screened_out", reason, "screened_out"
-    elif isinstance(step, Attention):
-        answer = form.get("answer", "")
-        if answer not in step.options:
-            raise Rejected(400, "the answer is not one of the options offered")
-        ok = answer == step.answer
-        session.add(Response(**base, step_type="attention", answer=answer, correct=ok))
-        if not ok and step.on_fail == "screen_out":
-            p.status, p.end_reason, ended = "screened_out", f"failed attention check {step.id}", "screened_out"
-    elif isinstance(step, Trials):
-        row, finished = _trial(study, p, page, form, existing, now)
-        if row is not None and existing is None:
-            session.add(row)
-        if not finished:
-            session.flush()
-            return Outcome(False)
-    elif isinstance(step, (Instructions, Break)):
-        session.add(Response(**base, step_type=step.type))
-    elif isinstance(step, Completion):
-        return Outcome(False, ended="completed")
-    if ended:
+    if stored.end is not None:
+        p.status, p.end_reason = stored.end
         p.cursor = page.index
-        return Outcome(True, ended=ended)
+        return Outcome(True, ended=p.status)
     p.cursor = page.index + 1
     pages = pages_of(study, p)
     if p.cursor >= len(pages) and p.condition is None:
         assign(session, study, p, now)
         pages = pages_of(study, p)
-    if isinstance(pages[p.cursor].step, Completion):
+    ended = None
+    if step_type(pages[p.cursor].step).final:
         p.status, p.completed_at = "completed", now
         ended = "completed"
-    feedback = page.index if isinstance(step, Trials) and step.feedback else None
+    feedback = page.index if kind.shows_feedback(page.step) else None
     return Outcome(True, feedback_page=feedback, ended=ended)
+
+
+def showing(session: Session, study: LoadedStudy, p: Participant, page: Page, prolific_url: str) -> Showing:
+    """What a step type needs to draw one page of this participant's."""
+    return Showing(session, study, p, page, pages_of(study, p), prolific_url)
+
+
+def feedback(session: Session, study: LoadedStudy, p: Participant, page_index: int) -> dict[str, Any] | None:
+    """The feedback page for an answered page, or None if there is none to show (not answered
+    yet, a page without feedback, an address typed by hand)."""
+    pages = pages_of(study, p)
+    if not 0 <= page_index < len(pages) or page_index >= p.cursor:
+        return None
+    page = pages[page_index]
+    row = answered(session, p.id, page.key)
+    if row is None:
+        return None
+    return step_type(page.step).feedback(showing(session, study, p, page, ""), row)
 
 
 def log_event(
@@ -458,7 +241,6 @@ def log_event(
 
 # Built once: every request runs these, and building a statement costs more than running it.
 _PARTICIPANT = select(Participant).where(Participant.code == bindparam("code"))
-_RESPONSE = select(Response).where(Response.participant_id == bindparam("pid"), Response.key == bindparam("key"))
 _LOCK = (
     update(Participant)
     .where(Participant.code == bindparam("the_code"))  # not "code": that name is the column's own
@@ -481,8 +263,20 @@ def participant_by_code(session: Session, code: str) -> Participant | None:
     return session.scalar(_PARTICIPANT, {"code": code})
 
 
-def response_for(session: Session, p: Participant, key: str) -> Response | None:
-    return session.scalar(_RESPONSE, {"pid": p.id, "key": key})
+def visit(session: Session, studies: dict[str, LoadedStudy], code: str) -> tuple[Participant, LoadedStudy]:
+    """The participant behind a private link, and their study (as they started it)."""
+    p = participant_by_code(session, code)
+    study = studies.get(p.study_id) if p else None
+    if p is None or study is None:
+        raise NotFound(
+            "This participant link is not valid. Use the link you were given to start the study.",
+            title="Link not recognised",
+        )
+    if p.study_hash != study.content_hash:
+        raise Conflict(
+            "This study was updated after you started. Please contact the researcher.", title="The study has changed"
+        )
+    return p, study
 
 
 def count_participants(session: Session, study_id: str) -> int:

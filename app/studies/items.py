@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from app.assets.manifest import ImageEntry, Manifest, SagGraph, SagQuestion
-from app.studies.schema import Trials
+
+if TYPE_CHECKING:
+    from app.steps.base import Task
+    from app.steps.trials import Trials
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,8 @@ class Item:
     question: SagQuestion | None = None
 
 
-def _item(e: ImageEntry, question: SagQuestion | None = None) -> Item:
+def make(e: ImageEntry, question: SagQuestion | None = None) -> Item:
+    """The item of one image (and, for counterfactual trials, one of its SAG questions)."""
     return Item(
         question.id if question else str(e.image_id),
         e.image_id,
@@ -60,19 +65,20 @@ class SelectionError(ValueError):
 
 
 def select(
-    manifest: Manifest, block: Trials, seed: int, used: set[int], questions: dict[int, SagGraph] | None = None
+    manifest: Manifest, block: Trials, task: Task, seed: int, used: set[int], graphs: dict[int, SagGraph]
 ) -> list[list[Item]]:
-    """The block's item sets (block.items.sets of them), each with the requested counts."""
+    """The block's item sets (block.items.sets of them), each with the requested counts; an image
+    is a candidate if the block's task can ask about it."""
     spec = block.items
     rng = random.Random(f"{seed}:{block.id}")
     classes = set(spec.classes) if spec.classes else {c.id for c in manifest.classes}
-    pool = [
-        e
+    made = {
+        e.image_id: it
         for e in manifest.images
         if e.image_id not in used and e.true_class in classes and (spec.split == "any" or e.split == spec.split)
-    ]
-    if block.task == "counterfactual":
-        pool = [e for e in pool if questions and e.image_id in questions and _question(questions[e.image_id], spec)]
+        if (it := task.item(e, graphs, spec)) is not None
+    }
+    pool = [e for e in manifest.images if e.image_id in made]
     chosen = []
     for want_correct, n in ((True, spec.correct), (False, spec.incorrect)):
         need = n * spec.sets
@@ -88,17 +94,8 @@ def select(
     sets: list[list[Item]] = [[] for _ in range(spec.sets)]
     for group in chosen:
         for k, e in enumerate(group):
-            q = _question(questions[e.image_id], spec) if block.task == "counterfactual" and questions else None
-            sets[k % spec.sets].append(_item(e, q))
+            sets[k % spec.sets].append(made[e.image_id])
     return sets
-
-
-def _question(graph: SagGraph, spec: object) -> SagQuestion | None:
-    hidden_only = getattr(spec, "hidden_answers_only", True)
-    for q in graph.questions:
-        if not hidden_only or not q.answer_in_diagram:
-            return q
-    return None
 
 
 def order(items: list[Item], participant_seed: int, block_id: str) -> list[Item]:

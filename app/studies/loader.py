@@ -17,10 +17,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from app.assets.manifest import Concepts, Examples, Heatmap, ImageEntry, Manifest, Sag, SagGraph, load, load_graph
+from app.assets.manifest import ImageEntry, Manifest, Sag, SagGraph, load, load_graph
 from app.errors import StudyError
+from app.steps import TASKS
+from app.steps.plain import Instructions
+from app.studies import explanations
 from app.studies.items import Item, SelectionError, select
-from app.studies.schema import Condition, Instructions, StudySpec
+from app.studies.schema import StudySpec
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
@@ -124,21 +127,9 @@ class LoadedStudy:
     def id(self) -> str:
         return self.spec.id
 
-
-def explanation_for(entry: ImageEntry, condition: Condition) -> Heatmap | Concepts | Sag | Examples | None:
-    kind = {"heatmap": condition.method, "concepts": "xnn", "sag": "sag", "examples": "examples"}
-    method = kind.get(condition.explanation)
-    return entry.explanation(method, "predicted") if method else None
-
-
-def _files(e: Heatmap | Concepts | Sag | Examples) -> list[str]:
-    if isinstance(e, Heatmap):
-        return [e.overlay]
-    if isinstance(e, Concepts):
-        return [e.card, *(c.overlay for c in e.significant)]
-    if isinstance(e, Sag):
-        return [e.diagram_svg, *e.files]
-    return [n.image for n in e.neighbours]
+    @property
+    def class_names(self) -> dict[int, str]:
+        return {c.id: c.name for c in self.manifest.classes}
 
 
 def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
@@ -172,7 +163,7 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
             if cls not in known_classes:
                 problems.append(f"{path}: steps.{block.id}: class {cls} is not in run {spec.assets!r}")
         try:
-            items[block.id] = select(manifest, block, spec.seed, used, graphs)
+            items[block.id] = select(manifest, block, TASKS[block.task], spec.seed, used, graphs)
         except SelectionError as exc:
             problems.append(f"{path}: steps.{block.id}.items: {exc}")
             continue
@@ -183,20 +174,19 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
         for it in (i for s in items.get(block.id, []) for i in s):
             entry = entries[it.image_id]
             index.token(entry.image)
-            if it.question:
-                for v in (it.question.a, it.question.b):
-                    index.token(v.image)
+            for f in TASKS[block.task].files(it):
+                index.token(f)
             for condition in spec.conditions if (block.explanation or block.two_stage) else []:
                 if condition.explanation == "none":
                     continue
-                found = explanation_for(entry, condition)
+                found = explanations.explanation_for(entry, condition)
                 label = condition.method or condition.explanation
                 if found is None:
                     missing.setdefault(f"{label} explanations (condition {condition.id}, block {block.id})", []).append(
                         it.image_id
                     )
                     continue
-                for f in _files(found):
+                for f in explanations.files(found):
                     index.token(f)
     for what, ids in missing.items():
         problems.append(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from app.studies.items import Item, order
 from app.studies.loader import LoadedStudy
-from app.studies.schema import Step, Trials
+from app.studies.schema import Step
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def plan(study: LoadedStudy, condition: str | None, item_set: int | None, seed: 
     for step in study.spec.steps:
         if condition is None and study.spec.needs_condition(step):
             break
-        if isinstance(step, Trials):
+        if step.id in study.items:  # a block: one page per item
             sets = study.items[step.id]
             items = order(sets[(item_set or 0) % len(sets)], seed, step.id)
             pages += [Page(len(pages) + k, step, f"{step.id}:{k}", k, len(items), it) for k, it in enumerate(items)]
@@ -44,4 +44,4 @@ def plan(study: LoadedStudy, condition: str | None, item_set: int | None, seed: 
 
 def page_count(study: LoadedStudy) -> int:
     """How many pages every participant sees (the same in every condition): for progress bars."""
-    return sum(b.items.correct + b.items.incorrect if isinstance(b, Trials) else 1 for b in study.spec.steps)
+    return sum(len(study.items[s.id][0]) if s.id in study.items else 1 for s in study.spec.steps)

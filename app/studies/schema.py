@@ -1,29 +1,22 @@
 """What a study file may say: pydantic models, validated before a single participant arrives.
 
-A study is data, never code. Each step type declares its parameters here and the fields it
-records in `RECORDED` (which generate the export's columns and codebook). A new kind of screen
-is a new step model plus its template and its handler, with a test.
+A study is data, never code. The study-level fields are here; each step type declares its own
+parameters and the fields it records (which generate the export's columns and the codebook)
+in its module under app/steps/, and the `Step` union below is built from them. A new kind of
+screen is a new step type there, with its template and a test.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _slug(v: str) -> str:
-    if not SLUG.match(v):
-        raise ValueError("use lower-case letters, digits, '-' and '_' (at most 64), starting with a letter or digit")
-    return v
-
+from app.steps import STEP_TYPES, step_type
+from app.steps.consent import Consent
+from app.steps.plain import Completion
+from app.steps.trials import Trials
+from app.studies.base import StepSpec, Strict, slug
 
 Explanation = Literal["none", "heatmap", "concepts", "sag", "examples"]
 
@@ -38,7 +31,7 @@ class Condition(Strict):
     show_prediction: bool = False
     show_confidence: bool = False
 
-    _id = field_validator("id")(_slug)
+    _id = field_validator("id")(slug)
 
     @model_validator(mode="after")
     def _coherent(self) -> Condition:
@@ -51,194 +44,11 @@ class Condition(Strict):
         return self
 
 
-# -- questions ------------------------------------------------------------------------------------
-class _Question(Strict):
-    id: str
-    text: str
-    required: bool = True
-
-    _id = field_validator("id")(_slug)
-
-
-class Likert(_Question):
-    type: Literal["likert"]
-    points: int = Field(default=7, ge=2, le=11)
-    low: str = "Strongly disagree"
-    high: str = "Strongly agree"
-
-
-class Single(_Question):
-    type: Literal["single"]
-    options: list[str] = Field(min_length=2)
-
-
-class Multiple(_Question):
-    type: Literal["multiple"]
-    options: list[str] = Field(min_length=2)
-    required: bool = False
-
-
-class Number(_Question):
-    type: Literal["number"]
-    min: float | None = None
-    max: float | None = None
-    integer: bool = True
-
-
-class Text(_Question):
-    type: Literal["text"]
-    max_length: int = Field(default=1000, ge=1, le=5000)
-    required: bool = False
-
-
-Question = Annotated[Likert | Single | Multiple | Number | Text, Field(discriminator="type")]
-
-
-class Rule(Strict):
-    """Screen a participant out when an answer matches: `in` a set of options, `below` or `above` a number."""
-
-    question: str
-    in_: list[str] | None = Field(default=None, alias="in")
-    below: float | None = None
-    above: float | None = None
-    reason: str = "did not meet the study's criteria"
-
-    @model_validator(mode="after")
-    def _one_test(self) -> Rule:
-        if sum(x is not None for x in (self.in_, self.below, self.above)) != 1:
-            raise ValueError("a rule needs exactly one of `in`, `below` or `above`")
-        return self
-
-
-# -- steps ----------------------------------------------------------------------------------------
-class _Step(Strict):
-    id: str
-
-    _id = field_validator("id")(_slug)
-
-
-class Consent(_Step):
-    type: Literal["consent"]
-    id: str = "consent"
-    agree: str = "I agree to take part"
-    decline: str = "I do not agree"
-
-
-class Instructions(_Step):
-    type: Literal["instructions"]
-    title: str = "Instructions"
-    markdown: str
-    images: list[str] = []  # files of the study's asset run, e.g. guides/guide_062_Herring_Gull.png
-    explain_method: bool = False  # also introduce the participant's explanation (needs a condition)
-
-
-class Questionnaire(_Step):
-    type: Literal["questionnaire"]
-    title: str = "A few questions"
-    questions: list[Question] = Field(min_length=1)
-    screen_out: list[Rule] = []
-
-    @model_validator(mode="after")
-    def _rules_refer(self) -> Questionnaire:
-        ids = [q.id for q in self.questions]
-        if len(set(ids)) != len(ids):
-            raise ValueError("question ids must be unique within a questionnaire")
-        for r in self.screen_out:
-            if r.question not in ids:
-                raise ValueError(f"screen_out rule refers to unknown question {r.question!r}")
-        return self
-
-
-class Items(Strict):
-    """Which images a block shows: stratified by model correctness and by class."""
-
-    split: Literal["test", "train", "any"] = "test"
-    correct: int = Field(default=8, ge=0)  # items the model gets right
-    incorrect: int = Field(default=0, ge=0)  # items the model gets wrong
-    classes: list[int] | None = None  # CUB class ids; default: every class of the run
-    sets: int = Field(default=1, ge=1)  # > 1: split into sets, rotated across participants of a condition
-    hidden_answers_only: bool = True  # counterfactual: questions whose answer the diagram does not print
-
-    @model_validator(mode="after")
-    def _some(self) -> Items:
-        if self.correct + self.incorrect == 0:
-            raise ValueError("a block needs at least one item (correct + incorrect > 0)")
-        return self
-
-
-Task = Literal["classify", "verify", "simulate", "counterfactual"]
-
-
-class Trials(_Step):
-    type: Literal["trials"]
-    phase: str = "test"  # learning, test, ...
-    task: Task
-    items: Items
-    explanation: bool = True  # show the condition's explanation in this block
-    feedback: bool = False  # after each answer, say whether it was right (and the right answer)
-    confidence: bool = False  # ask how sure the participant is (1-5)
-    time_limit_s: float | None = Field(default=None, gt=0)
-    two_stage: bool = False  # answer, see the model's advice, answer again
-    choices: list[int] | None = None  # classify / simulate: class ids offered (default: all)
-    prompt: str | None = None
-
-    @model_validator(mode="after")
-    def _task_fits(self) -> Trials:
-        if self.two_stage and self.task == "counterfactual":
-            raise ValueError("two_stage applies to classify, verify and simulate")
-        if self.two_stage and not self.explanation:
-            raise ValueError("two_stage shows the model's advice in the second stage: set explanation: true")
-        return self
-
-
-class Attention(_Step):
-    type: Literal["attention"]
-    text: str
-    options: list[str] = Field(min_length=2)
-    answer: str
-    on_fail: Literal["screen_out", "flag"] = "flag"
-
-    @model_validator(mode="after")
-    def _answer_offered(self) -> Attention:
-        if self.answer not in self.options:
-            raise ValueError("`answer` must be one of `options`")
-        return self
-
-
-class Break(_Step):
-    type: Literal["break"]
-    text: str = "Take a short break. Continue when you are ready."
-
-
-class Completion(_Step):
-    type: Literal["completion"]
-    id: str = "completion"
-    text: str = "Thank you for taking part."
-
-
-Step = Annotated[
-    Consent | Instructions | Questionnaire | Trials | Attention | Break | Completion, Field(discriminator="type")
-]
-
-# Fields each step type records (columns of the export; the codebook is generated from these).
-RECORDED: dict[str, dict[str, str]] = {
-    "consent": {"answer": "agree or decline"},
-    "questionnaire": {"values": "one column per question: the answer given"},
-    "attention": {"answer": "the option chosen", "correct": "whether it was the instructed option"},
-    "trials": {
-        "answer": "the participant's (final) answer",
-        "correct": "whether the (final) answer was right for the task",
-        "confidence": "how sure, 1-5 (blocks with confidence: true)",
-        "first_answer": "two-stage blocks: the answer before seeing the model's advice",
-        "first_correct": "two-stage blocks: whether the first answer was right",
-        "onset_ms": "client performance.now() when the stimulus appeared",
-        "response_ms": "client performance.now() at the answer",
-        "rt_ms": "response_ms - onset_ms",
-    },
-    "instructions": {},
-    "break": {},
-    "completion": {},
-}
+# -- steps: each step type declares its own parameters (app/steps/); the union is built from them --
+if TYPE_CHECKING:
+    Step = StepSpec
+else:
+    Step = Annotated[Union[tuple(kind.params for kind in STEP_TYPES.values())], Field(discriminator="type")]  # noqa: UP007
 
 
 class AssignmentPolicy(Strict):
@@ -273,7 +83,7 @@ class StudySpec(Strict):
     exclusions: Exclusions = Exclusions()
     steps: list[Step] = Field(min_length=2)
 
-    _id = field_validator("id")(_slug)
+    _id = field_validator("id")(slug)
 
     @model_validator(mode="after")
     def _structure(self) -> StudySpec:
@@ -300,4 +110,4 @@ class StudySpec(Strict):
         return [s for s in self.steps if isinstance(s, Trials)]
 
     def needs_condition(self, step: Step) -> bool:
-        return isinstance(step, Trials) or (isinstance(step, Instructions) and step.explain_method)
+        return step_type(step).needs_condition(step)

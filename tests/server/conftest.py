@@ -1,6 +1,7 @@
-"""Fixtures for the study server: a real asset run (small, built by the real pipeline), the shipped
-study files, and a fresh migrated database per test — SQLite always, PostgreSQL when
-FIELDMARK_TEST_DATABASE_URL points at a server (CI does)."""
+"""Fixtures for the study server: a small asset run written by the test factory (seconds, no
+torch), the shipped study files, and a fresh migrated database per test — SQLite always,
+PostgreSQL when FIELDMARK_TEST_DATABASE_URL points at a server (CI does). One slow test
+(test_round_trip.py) builds a real run with the real pipeline instead."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -75,7 +77,16 @@ def build_demo_run(root: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def assets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # FIELDMARK_TEST_RUN_CACHE (a developer's shortcut, unset in CI) reuses a run built earlier
+    """The factory's run 'demo' (tests/factory.py): every asset the shipped studies need."""
+    from tests.factory import build_run
+
+    return build_run(tmp_path_factory.mktemp("factory") / "assets")
+
+
+@pytest.fixture(scope="session")
+def pipeline_assets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run built by the real pipeline (minutes: it trains a model). FIELDMARK_TEST_RUN_CACHE,
+    a developer's shortcut unset in CI, reuses one built earlier."""
     cache = os.environ.get("FIELDMARK_TEST_RUN_CACHE")
     if cache and (Path(cache) / "assets" / "demo" / "manifest.json").is_file():
         return Path(cache) / "assets"
@@ -88,6 +99,10 @@ def assets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def studies(assets_dir: Path) -> dict[str, LoadedStudy]:
     return load_all(REPO / "studies", assets_dir, SECRET)
+
+
+# Every shipped study, read from studies/ (a new file there is tested without naming it here).
+SHIPPED_IDS = sorted(yaml.safe_load(p.read_text(encoding="utf-8"))["id"] for p in (REPO / "studies").glob("*.yaml"))
 
 
 def _fresh_postgres(url: str) -> None:
@@ -111,16 +126,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def settings(tmp_path: Path, db_url: str, assets_dir: Path) -> Settings:
+def server_settings(home: Path, db_url: str, assets_dir: Path) -> Settings:
     return Settings(
         environment="test",
-        home=tmp_path,
+        home=home,
         database_url=db_url,
         studies_dir=REPO / "studies",
         assets_dir=assets_dir,
         secret_key=SECRET,
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, assets_dir: Path) -> Settings:
+    return server_settings(tmp_path, db_url, assets_dir)
 
 
 @pytest.fixture

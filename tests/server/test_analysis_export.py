@@ -13,7 +13,8 @@ from app.analysis import report as R
 from app.analysis.power import parse_accuracy, plan_for, power_table
 from app.analysis.stats import accuracy, wilson
 from app.bots import run_bots
-from app.export.files import PARTICIPANT_COLUMNS, TRIAL_COLUMNS, export
+from app.export.columns import PARTICIPANT, trial_columns
+from app.export.files import export
 from app.main import create_app
 from app.models import Participant
 from app.settings import Settings
@@ -95,10 +96,10 @@ def test_exports_have_the_documented_columns_and_pseudonyms(
     app.state.engine.dispose()
     assert [f.name for f in files] == ["trials.csv", "participants.csv", "codebook.json", "codebook.md", "study.yaml"]
     trials = pd.read_csv(tmp_path / "out/trials.csv")
-    assert list(trials.columns) == [c.name for c in TRIAL_COLUMNS]
+    assert list(trials.columns) == [c.name for c in trial_columns(study)]
     assert len(trials) == 8 * 20 and set(trials["condition"]) == {c.id for c in study.spec.conditions}
     people = pd.read_csv(tmp_path / "out/participants.csv")
-    assert list(people.columns)[: len(PARTICIPANT_COLUMNS)] == [c.name for c in PARTICIPANT_COLUMNS]
+    assert list(people.columns)[: len(PARTICIPANT)] == [c.name for c in PARTICIPANT]
     assert "trust.trust" in people.columns and "attention.passed" in people.columns
     text = (tmp_path / "out/trials.csv").read_text() + (tmp_path / "out/participants.csv").read_text()
     assert "bot1" not in text  # Prolific ids are pseudonymised by default
@@ -121,7 +122,7 @@ def test_dashboard_download_loads_with_pandas(
     r = client.get("/r/studies/sag-counterfactual/export/trials.csv")
     assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
     df = pd.read_csv(io.StringIO(r.text))
-    assert list(df.columns) == [c.name for c in TRIAL_COLUMNS] and len(df) == 2 * 11
+    assert list(df.columns) == [c.name for c in trial_columns(studies["sag-counterfactual"])] and len(df) == 2 * 11
     page = client.get("/r/studies/sag-counterfactual/analysis")
     assert page.status_code == 200 and "<svg" in page.text and "Wilson" in page.text and "Engine:" in page.text
     table = client.get("/r/studies/sag-counterfactual/analysis/accuracy.csv")

@@ -8,8 +8,7 @@ from app.main import create_app
 from app.models import Participant, Response
 from app.settings import Settings
 from app.studies.loader import LoadedStudy
-
-STUDIES = ["seagull-learning", "seagull-agreement", "sag-counterfactual"]
+from tests.server.conftest import SHIPPED_IDS
 
 
 def rows(settings: Settings, studies: dict[str, LoadedStudy]) -> tuple[list[Participant], list[Response]]:
@@ -20,7 +19,7 @@ def rows(settings: Settings, studies: dict[str, LoadedStudy]) -> tuple[list[Part
     return out
 
 
-@pytest.mark.parametrize("study_id", STUDIES)
+@pytest.mark.parametrize("study_id", SHIPPED_IDS)
 def test_oracle_bots_are_always_right_in_every_condition(
     settings: Settings, studies: dict[str, LoadedStudy], study_id: str
 ) -> None:

@@ -95,7 +95,7 @@ def test_a_researcher_monitors_analyses_and_downloads(
     from playwright.sync_api import expect, sync_playwright
 
     from app.db import make_engine, session_factory, transaction
-    from app.export.files import TRIAL_COLUMNS
+    from app.export.columns import trial_columns
     from app.services.accounts import add_researcher
 
     engine = make_engine(settings.db_url)
@@ -125,14 +125,18 @@ def test_a_researcher_monitors_analyses_and_downloads(
         page.screenshot(path=str(ARTIFACTS / "researcher-monitor.png"), full_page=True)
         page.get_by_role("link", name="Show accuracy so far").click()
         expect(page.locator("#accuracy table")).to_be_visible()
+        so_far = [r.split("\t")[:3] for r in page.locator("#accuracy table tbody").inner_text().splitlines()]
         with page.expect_download() as info:
             page.get_by_role("link", name="trials.csv").click()
         path = tmp_path / "trials.csv"
         info.value.save_as(path)
-        page.get_by_role("link", name="Analysis").click()
+        page.get_by_role("link", name="Analysis", exact=True).click()
         expect(page.get_by_role("heading", name="Accuracy by condition (test trials)")).to_be_visible()
+        # the dashboard's "accuracy so far" is the analysis page's table: same conditions, trials, right answers
+        analysed = page.locator("#accuracy .table-scroll tbody").inner_text().splitlines()
+        assert so_far and [r.split("\t")[:3] for r in analysed] == so_far
         page.screenshot(path=str(ARTIFACTS / "researcher-analysis.png"), full_page=True)
         browser.close()
     trials = pd.read_csv(path)
-    assert list(trials.columns) == [c.name for c in TRIAL_COLUMNS]
+    assert list(trials.columns) == [c.name for c in trial_columns(study)]
     assert len(trials) == 4 * 20 and set(trials["response"]) == {"yes"}

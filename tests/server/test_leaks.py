@@ -15,6 +15,8 @@ from sqlalchemy import select
 from app.bots import Bot, PageParser
 from app.models import Participant
 from app.studies.loader import LoadedStudy
+from app.studies.pages import page_count
+from tests.server.conftest import SHIPPED_IDS
 
 ALLOWED_HIDDEN = {"page", "token", "stage", "onset_ms", "response_ms", "timed_out"}
 FORBIDDEN = re.compile(
@@ -41,8 +43,8 @@ class Crawler(Bot):
             assert re.fullmatch(r"/asset/[A-Za-z0-9_-]{24}", src), src
         if page.task:
             stimulus = next(src for src, a in page.images if "data-stimulus" in a)
-            entry = self.study.entries[self.key.image(stimulus)]  # type: ignore[union-attr]
-            truth = self.names_by_id[entry.true_class]
+            item = self.key.item(stimulus)  # type: ignore[union-attr]
+            truth = self.names_by_id[item.true_class]
             # the explanation itself may name species (nearest examples show theirs); the rest may
             # name the true class only as one of the options or as the model's (shown) answer
             rest = re.sub(r"<!-- explanation -->.*?<!-- /explanation -->", "", html, flags=re.S)
@@ -51,16 +53,21 @@ class Crawler(Bot):
         return super().fill(page, form, r)
 
 
-@pytest.mark.parametrize("study_id", ["seagull-learning", "seagull-agreement", "sag-counterfactual"])
+@pytest.mark.parametrize("study_id", SHIPPED_IDS)
 def test_no_page_of_any_condition_leaks_the_answer(
     client: TestClient, studies: dict[str, LoadedStudy], study_id: str
 ) -> None:
-    study = studies[study_id]
+    crawl_every_condition(client, studies[study_id])
+
+
+def crawl_every_condition(client: TestClient, study: LoadedStudy) -> None:
+    """One crawler per condition (balanced assignment gives each its own), all completed."""
     crawler = Crawler(client, study)
     for k in range(len(study.spec.conditions)):
-        result = crawler.run(f"/s/{study_id}?PROLIFIC_PID=crawl{k}")
+        result = crawler.run(f"/s/{study.id}?PROLIFIC_PID=crawl{k}")
         assert result.status == "completed", result
+        assert result.answered and result.correct == result.answered  # an oracle: every answer right
     with client.app.state.sessions() as s:  # type: ignore[attr-defined]
-        seen = {p.condition for p in s.scalars(select(Participant))}
+        seen = {p.condition for p in s.scalars(select(Participant).where(Participant.study_id == study.id))}
     assert seen == {c.id for c in study.spec.conditions}  # every condition was crawled
-    assert crawler.pages_seen > 20
+    assert crawler.pages_seen == len(study.spec.conditions) * (page_count(study) - 1)  # every page with a form
