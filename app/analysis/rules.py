@@ -12,7 +12,7 @@ import hmac
 import statistics
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from app.models import Response
@@ -30,8 +30,39 @@ def pseudonym(secret: str, study_id: str, external: str | None, participant_id: 
 
 def trial_fields(study: LoadedStudy) -> list[Recorded]:
     """The fields of the study's trial rows: those every trial records, then the own fields of
-    each task the study's blocks ask (in the order the blocks first ask them)."""
-    return _trial_fields(list(dict.fromkeys(b.task for b in study.spec.blocks)))
+    each task the study's blocks ask (in the order the blocks first ask them). Each field that
+    holds a class id has the species' name beside it, so nobody reads answers as numbers."""
+    out: list[Recorded] = []
+    for f in _trial_fields(list(dict.fromkeys(b.task for b in study.spec.blocks))):
+        out.append(f)
+        if f.key in SPECIES_OF:
+            out.append(_species(study, f))
+    return out
+
+
+SPECIES_OF = {  # class-id fields: the column beside each, and what it says
+    "true_class": ("true_species", "the species shown (the name of true_class)"),
+    "model_prediction": ("model_prediction_species", "the species the model predicted"),
+    "answer": ("response_species", "the species answered, when the response is a class id (classify, simulate)"),
+    "first_answer": ("first_response_species", "two-stage blocks: the species first answered, if a class id"),
+}
+
+
+def _species(study: LoadedStudy, f: Recorded) -> Recorded:
+    """`<column>_species`: the class's name, looked up in the database (a CASE over the run's
+    classes), so a million-row export converts nothing in Python."""
+    names = {c.id: c.name for c in study.manifest.classes}
+    column = f.sql if f.sql is not None else getattr(Response, f.key)
+    text = f.type == "string"  # answers are stored as text, class ids as integers
+    lookup = {(str(k) if text else k): v for k, v in names.items()}
+    name, meaning = SPECIES_OF[f.key]
+    return Recorded(
+        name,
+        "string",
+        meaning,
+        "the run's species names (classes.csv)",
+        sql=case(lookup, value=column, else_=None),
+    )
 
 
 def step_columns(study: LoadedStudy) -> list[Recorded]:

@@ -72,6 +72,10 @@ def participant_columns(study: LoadedStudy, raw_ids: bool) -> list[Recorded]:
     return [*PARTICIPANT, *step_columns(study), *(RAW_IDS if raw_ids else ())]
 
 
+CLASSES = (
+    Recorded("class_id", "integer", "CUB class id, as in true_class, model_prediction and class-id responses"),
+    Recorded("species", "string", "the species' name"),
+)
 ANALYSIS_FORMULA_R = (
     "glmer(correct ~ condition + (1 | participant) + (1 | item_id), family = binomial, "
     "data = subset(trials, !excluded & !(phase %in% c('learning', 'practice'))))"
@@ -93,8 +97,18 @@ def codebook(study: LoadedStudy, raw_ids: bool) -> dict[str, Any]:
         "preregistration": study.spec.preregistration,
         "trials.csv": [c.entry() for c in trial_columns(study)],
         "participants.csv": [c.entry() for c in participant_columns(study, raw_ids)],
+        "classes.csv": [c.entry() for c in CLASSES],
+        "cells": "every CSV cell that would start with =, +, -, @, a tab or a carriage return is written with a "
+        "leading apostrophe, so that a spreadsheet shows it as text instead of running it as a formula",
         "analysis_formula_r": ANALYSIS_FORMULA_R,
+        "analysis_method": _method(),
     }
+
+
+def _method() -> str:
+    from app.analysis.inference import METHOD  # the analysis's own words; imported only for a codebook
+
+    return METHOD
 
 
 def codebook_markdown(doc: dict[str, Any]) -> str:
@@ -108,7 +122,7 @@ def codebook_markdown(doc: dict[str, Any]) -> str:
     ]
     if doc.get("preregistration"):
         lines += [f"Preregistration: {doc['preregistration']}", ""]
-    for table in ("trials.csv", "participants.csv"):
+    for table in ("trials.csv", "participants.csv", "classes.csv"):
         lines += [f"## {table}", "", "| column | type | meaning | values |", "|---|---|---|---|"]
         lines += [f"| `{c['name']}` | {c['type']} | {c['meaning']} | {c['values']} |" for c in doc[table]]
         lines.append("")
@@ -121,6 +135,10 @@ def codebook_markdown(doc: dict[str, Any]) -> str:
         f"model <- {doc['analysis_formula_r']}",
         "summary(model)",
         "```",
+        "",
+        f"Fieldmark's own analysis fits this model and tests it so: {doc['analysis_method']}. glmer's "
+        "summary() prints Wald z tests instead, which reject a true null somewhat too often with few "
+        "participants per condition (docs/benchmarks.md in Fieldmark's repository).",
         "",
     ]
     return "\n".join(lines)

@@ -10,6 +10,7 @@ each row is read in column order by one statement, and only booleans and times a
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import statistics
@@ -18,28 +19,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, select
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.analysis.rules import answers, attention_failures, flags_for, pseudonym, trial_fields
 from app.export.columns import FLAGS, codebook, codebook_markdown, participant_columns, trial_columns
-from app.models import Participant, Response, StudySnapshot
+from app.models import Participant, Response, StudySnapshot, aware
 from app.steps.registry import trial_row_types
 from app.studies.loader import LoadedStudy
 from app.util import atomic_write
 
 BOOL = {True: "true", False: "false", None: ""}
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): such text
+# cells are written with a leading apostrophe, which the codebook says.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 1 << 16  # characters of CSV per yielded chunk
 FLAG_NAMES = tuple(c.name for c in FLAGS)
 
 
 def _iso(v: Any) -> str:
-    return "" if v is None else str(v.isoformat())
+    """A stored time in ISO 8601 with its zone (UTC; SQLite hands times back without one)."""
+    return "" if v is None else aware(v).isoformat()
 
 
 def _cell(v: Any) -> Any:
-    return BOOL[v] if isinstance(v, bool) or v is None else v.isoformat() if hasattr(v, "isoformat") else v
+    if isinstance(v, bool) or v is None:
+        return BOOL[v]
+    if isinstance(v, dt.datetime):
+        return _iso(v)
+    return "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v
+
+
+def _text_cell(e: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A text column neutralised in the database (no Python per cell on a million rows)."""
+    return case((func.substr(e, 1, 1).in_(FORMULA_START), literal("'").concat(e)), else_=e)
 
 
 class _Csv:
@@ -88,6 +102,8 @@ class _Trials:
             e = f.expression()
             if f.type == "boolean":  # in the database: a million rows cost no Python for this
                 e = case((e.is_(True), "true"), (e.is_(False), "false"), else_="").label(f.key)
+            elif f.type == "string":
+                e = _text_cell(e).label(f.key)
             out.append(e)
         return out
 
@@ -236,6 +252,15 @@ def _study_file(x: Export) -> Iterator[str]:
     yield x.study.source
 
 
+def _classes(x: Export) -> Iterator[str]:
+    """The run's classes: the species behind every class id of the other files."""
+    out = _Csv()
+    out.row(["class_id", "species"])
+    for c in x.study.manifest.classes:
+        out.row([c.id, c.name])
+    yield out.take(force=True) or ""
+
+
 # Every export file, in the order `fieldmark export` writes them (trials.csv before participants.csv).
 FILES: dict[str, ExportFile] = {
     "trials.csv": ExportFile(
@@ -245,6 +270,7 @@ FILES: dict[str, ExportFile] = {
         "text/csv",
         lambda x: stream_participants(x.session, x.study, x.secret, x.raw_ids, x.include_pilots, x.totals),
     ),
+    "classes.csv": ExportFile("text/csv", _classes),
     "codebook.json": ExportFile("application/json", _codebook_json),
     "codebook.md": ExportFile("text/markdown", _codebook_md),
     "study.yaml": ExportFile("application/yaml", _study_file),

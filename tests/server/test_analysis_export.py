@@ -94,7 +94,14 @@ def test_exports_have_the_documented_columns_and_pseudonyms(
         files = export(s, study, tmp_path / "out", settings.secret_key)
         export(s, study, tmp_path / "raw", settings.secret_key, raw_ids=True)
     app.state.engine.dispose()
-    assert [f.name for f in files] == ["trials.csv", "participants.csv", "codebook.json", "codebook.md", "study.yaml"]
+    assert [f.name for f in files] == [
+        "trials.csv",
+        "participants.csv",
+        "classes.csv",
+        "codebook.json",
+        "codebook.md",
+        "study.yaml",
+    ]
     trials = pd.read_csv(tmp_path / "out/trials.csv")
     assert list(trials.columns) == [c.name for c in trial_columns(study)]
     assert len(trials) == 8 * 20 and set(trials["condition"]) == {c.id for c in study.spec.conditions}

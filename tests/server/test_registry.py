@@ -90,6 +90,7 @@ steps:
     id: simulate
     task: simulate
     items: {correct: 1, incorrect: 1}
+    two_stage: true
   - type: completion
 """
 
