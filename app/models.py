@@ -174,3 +174,16 @@ class LoginAttempt(Base):
     key: Mapped[str] = mapped_column(String(300), index=True)  # "email:<address>" or "ip:<address>"
     success: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class AuditEntry(Base):
+    """What a researcher did that changes or reveals data (deleting participants, downloading raw
+    ids, opening or closing a study): who, what, when, and the details. Never deleted."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    researcher_id: Mapped[int | None] = mapped_column(ForeignKey("researchers.id"), index=True)
+    study_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

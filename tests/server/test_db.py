@@ -30,3 +30,10 @@ def test_the_write_turn_is_released_however_a_transaction_ends(tmp_path: Path, e
     other.close()
     first.close()
     engine.dispose()
+
+
+def test_the_migrations_build_exactly_the_models(db_url: str) -> None:
+    """`alembic check` on a database migrated to head: the tables the models declare, no more, no less."""
+    from app.migrate import check
+
+    check(db_url)  # raises if an upgrade operation would be needed

@@ -1,0 +1,22 @@
+"""The audit log: one place that records what a researcher did to a study's data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import AuditEntry, Researcher
+
+
+def record(session: Session, who: Researcher | None, action: str, study_id: str | None, **detail: Any) -> AuditEntry:
+    """Add an entry in the caller's transaction (it commits with the action it records)."""
+    entry = AuditEntry(researcher_id=who.id if who else None, study_id=study_id, action=action, detail=detail or None)
+    session.add(entry)
+    return entry
+
+
+def entries(session: Session, study_id: str, limit: int = 100) -> list[AuditEntry]:
+    q = select(AuditEntry).where(AuditEntry.study_id == study_id).order_by(AuditEntry.id.desc()).limit(limit)
+    return list(session.scalars(q))
