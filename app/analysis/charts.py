@@ -89,9 +89,10 @@ def lines(
     x_label: str,
     y_label: str = "accuracy",
     target: tuple[float, str] | None = None,
+    ticks: dict[float, str] | None = None,
 ) -> str:
     """One line per series of (x, y, low, high) points on a 0-100 % axis, with a shaded 95 % band;
-    `target` draws a dashed line at a value (e.g. 80 % power)."""
+    `target` draws a dashed line at a value (e.g. 80 % power); `ticks` names x values."""
     points = [p for s in series.values() for p in s]
     if not points:
         return ""
@@ -111,7 +112,7 @@ def lines(
             _line(left, y(t), w - right, y(t), GRID) + _text(left - 6, y(t) + 4, f"{int(t * 100)}%", MUTED, "end")
         )
     for v in xs[:: max(1, math.ceil(len(xs) / 12))]:
-        out.append(_text(x(v), h - bottom + 16, f"{v:g}", MUTED, "middle"))
+        out.append(_text(x(v), h - bottom + 16, (ticks or {}).get(v, f"{v:g}"), MUTED, "middle"))
     out.append(_text((left + w - right) / 2, h - 8, x_label, MUTED, "middle"))
     mid = (top + h - bottom) / 2
     out.append(_text(14, mid, y_label, MUTED, "middle", extra=f' transform="rotate(-90 14 {mid:.0f})"'))
@@ -139,8 +140,8 @@ def heat_grid(cells: dict[tuple[str, str], tuple[int, float]], rows: list[str], 
     by its share of the row (the diagonal is outlined)."""
     if not rows or not cols:
         return ""
-    cell, left, top = 46, 190, 150
-    w, h = left + cell * len(cols) + 10, top + cell * len(rows) + 30
+    cell, left, top = 46, 150, 130
+    w, h = left + cell * len(cols) + 90, top + cell * len(rows) + 48  # room for the slanted last label
     out = _open(w, h, title)
     for j, c in enumerate(cols):
         cx = left + j * cell + cell / 2
@@ -156,8 +157,8 @@ def heat_grid(cells: dict[tuple[str, str], tuple[int, float]], rows: list[str], 
             if n:
                 ink = "#ffffff" if share > 0.55 else INK
                 out.append(_text(left + j * cell + cell / 2 - 1, y + cell / 2 + 4, str(n), ink, "middle"))
-    legend = "rows: true species · columns: the answer · darker: a larger share of the row"
-    out.append(_text(left, h - 8, legend, MUTED))
+    out.append(_text(8, h - 26, "rows: the species shown · columns: the answer given", MUTED))
+    out.append(_text(8, h - 8, "darker: a larger share of the row · outlined: right answers", MUTED))
     return "".join([*out, "</svg>"])
 
 

@@ -254,7 +254,7 @@ def fit_python(d: Design, outcome: str, engine: Engine | None = None) -> Conditi
 
 def _from_r(d: Design, r: lme4.RFit, outcome: str, engine: Engine) -> ConditionEffects:
     notes = [f"lme4: {r.notes}"] if r.notes else []
-    if r.singular:
+    if r.singular and "singular" not in r.notes:
         notes.append("a random-intercept sd was estimated at zero (a singular fit)")
     if not r.converged:
         notes.append("lme4 warns that the fit did not converge, even refitted with bobyqa: treat it with care")

@@ -226,12 +226,13 @@ def build(
     charts = []
     for block, g in curve.groupby("step_id", sort=False):
         series = {
-            cond: [(r.position, r.accuracy, r.ci_low, r.ci_high) for r in gc.itertuples()]
-            for cond, gc in g.groupby("condition", sort=False)
+            cond: [(r.position, r.accuracy, r.ci_low, r.ci_high) for r in g[g["condition"] == cond].itertuples()]
+            for cond in order
+            if cond in set(g["condition"])
         }
-        charts.append(
-            (f"Block {block}", C.lines(series, palette, f"Accuracy by trial position: {block}", "trial position"))
-        )
+        ticks = dict(zip(g["position"], g["positions"], strict=True))
+        title = f"Accuracy by trial position: {block}"
+        charts.append((f"Block {block}", C.lines(series, palette, title, "trial position", ticks=ticks)))
     sections.append(
         Section(
             "learning_curve",
@@ -374,8 +375,9 @@ def build(
         absent.append("confidence calibration: no confidence ratings in the test phases")
     else:
         series = {
-            cond: [(r.confidence, r.accuracy, r.ci_low, r.ci_high) for r in g.itertuples()]
-            for cond, g in cal.groupby("condition", sort=False)
+            cond: [(r.confidence, r.accuracy, r.ci_low, r.ci_high) for r in cal[cal["condition"] == cond].itertuples()]
+            for cond in order
+            if cond in set(cal["condition"])
         }
         sections.append(
             Section(
