@@ -21,6 +21,7 @@ from html.parser import HTMLParser
 
 import httpx
 
+from app.services.entry import bot_key
 from app.settings import Settings
 from app.steps import TASKS, step_type
 from app.studies.items import Item
@@ -165,8 +166,9 @@ class Bot:
 
     def fill(self, page: PageParser, form: Form, r: BotResult) -> dict[str, str | list[str]]:
         data: dict[str, str | list[str]] = dict(form.hidden)
-        if form.buttons:  # consent
-            data["choice"] = "agree"
+        if form.buttons:  # consent, with what static/js/device.js reports of a laptop's browser
+            data |= {"choice": "agree", "device_class": "desktop", "viewport_w": "1366", "viewport_h": "850"}
+            data |= {"screen_w": "1440", "screen_h": "900"}
             return data
         for name, values in form.radios.items():
             if name == "answer" and page.task:
@@ -188,6 +190,7 @@ class Bot:
             onset = 1000.0 + self.rng.random() * 100
             data["onset_ms"] = f"{onset:.1f}"
             data["response_ms"] = f"{onset + self.rng.uniform(700, 4000):.1f}"
+            data["tab_hidden"] = "0"
         return data
 
     def attention(self, options: list[str]) -> str:
@@ -254,8 +257,13 @@ def run_bots(
     seed: int,
     settings: Settings,
     studies: dict[str, LoadedStudy] | None = None,
+    as_bots: bool = True,
 ) -> list[BotResult]:
-    """n bots, one after another, each with its own client (cookies) and Prolific-style id."""
+    """n bots, one after another, each with its own client (cookies) and Prolific-style id.
+
+    They say they are bots (FM_BOT, signed with the server's secret), so their data stay out of
+    counts, balancing, analysis and exports; `as_bots=False` leaves that out, for tests whose bots
+    stand in for people (the analysis of known truths)."""
 
     def go(base: str) -> list[BotResult]:
         out = []
@@ -263,7 +271,10 @@ def run_bots(
             with httpx.Client(base_url=base, timeout=30) as client:
                 bot = Bot(client, study, strategy, random.Random(f"{seed}:{k}"))
                 pid = f"bot{seed}x{k}x{random.Random(seed * 7919 + k).getrandbits(40):x}"
-                out.append(bot.run(f"{base}/s/{study.id}?PROLIFIC_PID={pid}&STUDY_ID=sim&SESSION_ID=s{k}"))
+                query = f"PROLIFIC_PID={pid}&STUDY_ID=sim&SESSION_ID=s{k}"
+                if as_bots:
+                    query += f"&FM_BOT={bot_key(settings.secret_key, study.id)}"
+                out.append(bot.run(f"{base}/s/{study.id}?{query}"))
         return out
 
     if url:

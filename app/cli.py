@@ -171,7 +171,9 @@ def export(
     study: Annotated[str, typer.Argument(help="Study id.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write the files into.")],
     raw_ids: Annotated[bool, typer.Option("--raw-ids", help="Also export raw Prolific ids (personal data).")] = False,
-    include_pilots: Annotated[bool, typer.Option("--include-pilots")] = False,
+    all_origins: Annotated[
+        bool, typer.Option("--all-origins", help="Include pilot and bot participants (each row says its origin).")
+    ] = False,
 ) -> None:
     """trials.csv, participants.csv, codebook.md/.json and the exact study file."""
     from app.db import make_engine, session_factory
@@ -180,7 +182,7 @@ def export(
     settings, loaded = _loaded(study)
     engine = make_engine(settings.db_url)
     with session_factory(engine)() as session:
-        files = write(session, loaded, out, settings.secret_key, raw_ids, include_pilots)
+        files = write(session, loaded, out, settings.secret_key, raw_ids, all_origins)
     engine.dispose()
     for f in files:
         console.print(str(f))
@@ -197,6 +199,9 @@ def analyse(
     exclusions: Annotated[
         bool, typer.Option("--exclusions/--no-exclusions", help="Apply the study's exclusion rules.")
     ] = True,
+    all_origins: Annotated[
+        bool, typer.Option("--all-origins", help="Analyse pilot and bot participants too (to check a study).")
+    ] = False,
 ) -> None:
     """Accuracy by condition with its mixed model, and every analysis a results section needs."""
     from app.analysis import report as R
@@ -207,7 +212,7 @@ def analyse(
     chosen = choose_engine(engine or settings.stats_engine)
     db = make_engine(settings.db_url)
     with session_factory(db)() as session:
-        rep = R.build(session, loaded, apply_exclusions=exclusions, engine=chosen)
+        rep = R.build(session, loaded, apply_exclusions=exclusions, engine=chosen, all_origins=all_origins)
     db.dispose()
     print(R.text(rep))
     if html is not None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.responses import Response
 
@@ -21,7 +21,7 @@ from app.analysis.inference import METHOD
 from app.errors import Forbidden, NotFound, Unavailable
 from app.export import files as X
 from app.models import Researcher
-from app.services import accounts
+from app.services import accounts, cleanup
 from app.services import participation as svc
 from app.services.monitor import STATES, accuracy_so_far, latest, monitor, participant_detail
 from app.studies.loader import LoadedStudy
@@ -68,8 +68,8 @@ CsrfDep = Annotated[Me, Depends(csrf_checked)]
 StudyDep = Annotated[LoadedStudy, Depends(study_by_id("No such study", "There is no study with this id."))]
 
 
-def _page(request: Request, name: str, me: Me, **context: Any) -> Response:
-    return render(request, name, me=me.researcher, csrf=me.csrf, **context)
+def _page(request: Request, name: str, me: Me, status: int = 200, **context: Any) -> Response:
+    return render(request, name, status, me=me.researcher, csrf=me.csrf, **context)
 
 
 @router.get("/login")
@@ -213,14 +213,61 @@ def analysis_csv(me: ResearcherDep, study: StudyDep, name: str, reports: Reports
 
 
 @router.get("/studies/{study_id}/export/{name}")
-def download(me: ResearcherDep, study: StudyDep, name: str, settings: SettingsDep, sessions: SessionsDep) -> Response:
+def download(
+    me: ResearcherDep,
+    study: StudyDep,
+    name: str,
+    settings: SettingsDep,
+    sessions: SessionsDep,
+    origins: Annotated[Literal["real", "all"], Query()] = "real",
+) -> Response:
+    """One export file: real participants only, unless ?origins=all (then the file name says so,
+    and every row has its origin)."""
     file = X.FILES.get(name)
     if file is None:
         raise NotFound("There is no export file of this name.", title="No such file")
-    headers = {"Content-Disposition": f'attachment; filename="{study.id}-{name}"', "Cache-Control": "no-store"}
+    every = origins == "all"
+    filename = f"{study.id}-all-origins-{name}" if every else f"{study.id}-{name}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"}
 
     def chunks() -> Iterator[str]:
         with sessions() as s:  # its own session: it outlives the request handler
-            yield from file.chunks(X.Export(s, study, settings.secret_key))
+            yield from file.chunks(X.Export(s, study, settings.secret_key, all_origins=every))
 
     return StreamingResponse(chunks(), media_type=file.media_type, headers=headers)
+
+
+Deletion = Literal["non-real", "all"]
+
+
+@router.get("/studies/{study_id}/delete")
+def delete_form(
+    request: Request, me: ResearcherDep, study: StudyDep, session: SessionDep, what: Deletion = "non-real"
+) -> Response:
+    """The confirmation step: what would be deleted, and the study id to type."""
+    return _page(request, "r_delete.html", me, study=study.spec, what=what, n=cleanup.counts(session, study.id, what))
+
+
+@router.post("/studies/{study_id}/delete")
+def delete_data(
+    request: Request,
+    me: CsrfDep,
+    study: StudyDep,
+    session: SessionDep,
+    what: Annotated[Deletion, Form()],
+    confirm: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    if confirm.strip() != study.id:
+        n = cleanup.counts(session, study.id, what)
+        return _page(
+            request,
+            "r_delete.html",
+            me,
+            status=400,
+            study=study.spec,
+            what=what,
+            n=n,
+            error="The study id did not match: nothing was deleted.",
+        )
+    cleanup.delete_data(session, study.id, what, me.researcher)
+    return RedirectResponse(f"/r/studies/{study.id}", status_code=303)

@@ -113,6 +113,12 @@ _FIELDS = (  # every trial row's fields; `task` goes third (its values are the r
     in_values(
         "timed_out", "boolean", "the time limit ran out before an answer (time_limit_s blocks)", "true, or empty"
     ),
+    Recorded(
+        "tab_hidden",
+        "boolean",
+        "the browser tab was hidden (another tab or window in front) while the trial was shown",
+        "true, false, or empty without JavaScript",
+    ),
     Recorded("first_received_at", "datetime", "two-stage blocks: server time of the first answer (UTC)"),
     Recorded("received_at", "datetime", "server time the (final) answer was stored (UTC)"),
 )
@@ -146,6 +152,7 @@ class TrialAnswer:
     timed_out: bool
     stage: str
     pending: Response | None  # two-stage trials: the row of the first answer, if given
+    hidden: bool | None = None  # the tab was hidden while the page was shown (None: not reported)
 
     @property
     def rt(self) -> float | None:
@@ -195,7 +202,8 @@ class TrialsStep(StepType[Trials]):
         stage = form.get("stage", "1")
         if step.two_stage and stage not in ("1", "2"):
             raise Refused("stage must be 1 or 2")
-        return TrialAnswer(answer, confidence, onset, response, timed_out, stage, pending)
+        hidden = {"1": True, "0": False, "": None}.get(form.get("tab_hidden", ""))
+        return TrialAnswer(answer, confidence, onset, response, timed_out, stage, pending, hidden)
 
     def store(self, ctx: Answering, parsed: TrialAnswer | None) -> Stored:
         if parsed is None:
@@ -217,6 +225,8 @@ class TrialsStep(StepType[Trials]):
                     existing.values = {**(existing.values or {}), **extra}
                 existing.complete = True
                 existing.received_at = ctx.now
+                if a.hidden is not None:  # hidden in either stage
+                    existing.tab_hidden = bool(existing.tab_hidden) or a.hidden
                 return Stored()
             if a.stage != "1":
                 raise Conflict("this trial's first answer has not been given yet")
@@ -239,6 +249,7 @@ class TrialsStep(StepType[Trials]):
             model_confidence=item.confidence,
             model_correct=item.model_correct,
             values=values or None,
+            tab_hidden=a.hidden,
         )
         if step.two_stage:
             row.first_answer, row.first_correct, row.first_confidence = a.answer or None, correct, a.confidence

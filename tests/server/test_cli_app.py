@@ -51,9 +51,13 @@ def test_export_analyse_and_power(
     env: Settings, studies: dict[str, LoadedStudy], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_bots(studies["seagull-agreement"], 4, "oracle", None, 4, env, studies)
-    assert run(["export", "seagull-agreement", "--out", str(tmp_path / "x")]) == 0
-    assert len(pd.read_csv(tmp_path / "x" / "trials.csv")) == 4 * 20
-    assert run(["analyse", "seagull-agreement", "--html", str(tmp_path / "r.html")]) == 0
+    assert run(["export", "seagull-agreement", "--out", str(tmp_path / "real")]) == 0
+    assert len(pd.read_csv(tmp_path / "real" / "trials.csv")) == 0  # bots are not real participants
+    assert run(["export", "seagull-agreement", "--out", str(tmp_path / "x"), "--all-origins"]) == 0
+    trials = pd.read_csv(tmp_path / "x" / "trials.csv")
+    assert len(trials) == 4 * 20 and set(trials["origin"]) == {"bot"}
+    assert set(pd.read_csv(tmp_path / "x" / "participants.csv")["origin"]) == {"bot"}
+    assert run(["analyse", "seagull-agreement", "--all-origins", "--html", str(tmp_path / "r.html")]) == 0
     out = capsys.readouterr().out
     assert "Accuracy by condition" in out and "<svg" in (tmp_path / "r.html").read_text()
     assert (

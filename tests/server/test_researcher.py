@@ -140,18 +140,20 @@ def test_monitor_preview_and_hidden_accuracy(
     assert "100.0%" not in page.text and "Show accuracy so far" in page.text  # hidden until asked
     frag = client.get("/r/studies/seagull-agreement/monitor", headers={"HX-Request": "true"})
     assert frag.status_code == 200 and "<html" not in frag.text
-    for cond in ("prediction", "heatmap", "examples", "concepts"):
-        assert f'<th scope="row">{cond}</th><td>0</td><td>0</td><td>1</td>' in frag.text
+    for cond in ("prediction", "heatmap", "examples", "concepts"):  # bots are not counted, but said
+        assert f'<th scope="row">{cond}</th><td>0</td><td>0</td><td>0</td>' in frag.text
+    assert "Not counted: 4 bot participations." in frag.text
     acc = client.get("/r/studies/seagull-agreement/accuracy")
-    assert "100.0%" in acc.text
+    assert "100.0%" not in acc.text  # nor is their accuracy
     with client.app.state.sessions() as s:  # type: ignore[attr-defined]
         pid = s.scalar(select(Participant.id))
     detail = client.get(f"/r/studies/seagull-agreement/participants/{pid}")
-    assert detail.status_code == 200 and "verify #1" in detail.text
+    assert detail.status_code == 200 and "verify #1" in detail.text and "(bot)" in detail.text
     r = client.post("/r/studies/seagull-agreement/preview", data={"condition": "examples", "csrf": csrf_of(client)})
     assert r.status_code == 303 and r.headers["location"].startswith("/p/")
     with client.app.state.sessions() as s:  # type: ignore[attr-defined]
-        pilot = s.scalar(select(Participant).where(Participant.is_pilot.is_(True)))
+        pilot = s.scalar(select(Participant).where(Participant.origin == "pilot"))
         assert pilot is not None and pilot.condition == "examples"
     frag = client.get("/r/studies/seagull-agreement/monitor").text
-    assert '<th scope="row">examples</th><td>0</td><td>0</td><td>1</td>' in frag  # the pilot is not counted
+    assert '<th scope="row">examples</th><td>0</td><td>0</td><td>0</td>' in frag  # the pilot is not counted
+    assert "Not counted: 4 bot, 1 pilot participations." in frag
