@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.responses import Response
 
@@ -172,7 +172,11 @@ def accuracy_fragment(
 
 @router.get("/studies/{study_id}/participants/{participant_id}")
 def participant_page(
-    request: Request, me: ResearcherDep, study: StudyDep, participant_id: int, session: SessionDep
+    request: Request,
+    me: ResearcherDep,
+    study: StudyDep,
+    participant_id: Annotated[int, Path(ge=1, le=2**31 - 1)],  # the databases' integer range
+    session: SessionDep,
 ) -> Response:
     p, answers = participant_detail(session, study, participant_id)
     return _page(request, "r_participant.html", me, study=study.spec, p=p, answers=answers)

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.bots import run_bots
+from app.main import create_app
 from app.models import Participant, Response
 from app.settings import Settings
-from app.studies.loader import LoadedStudy
+from app.studies.loader import LoadedStudy, load_study
+from app.web import page_token
+from tests.server.conftest import REPO, SECRET
 from tests.server.helpers import advance, page, post, start
 
 
@@ -166,3 +170,33 @@ def test_origins_stay_out_until_asked_for_and_can_be_deleted(
     ]
     reset = client.post(f"/r/studies/{study}/delete", data={"what": "all", "confirm": study, "csrf": token})
     assert reset.status_code == 303 and _count(client) == 0 and _count(client, Response) == 0
+
+
+def test_a_study_can_require_a_desktop_and_a_minimum_window(
+    tmp_path: Path, settings: Settings, studies: dict[str, LoadedStudy], assets_dir: Path
+) -> None:
+    source = (REPO / "studies" / "seagull-agreement.yaml").read_text()
+    source = (
+        source.replace("id: seagull-agreement", "id: desk-only", 1) + "device: {desktop_only: true, min_width: 1000}\n"
+    )
+    (tmp_path / "desk.yaml").write_text(source)
+    desk = {"desk-only": load_study(tmp_path / "desk.yaml", assets_dir, SECRET)}
+    app = create_app(settings, desk)
+    try:
+        with TestClient(app, follow_redirects=False) as client:
+            small = {"device_class": "desktop", "viewport_w": "800", "viewport_h": "700"}
+            phone_ua = {"user-agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile Safari"}
+            for fields, headers in ((small, {}), ({"device_class": "phone"}, {}), ({}, phone_ua)):
+                code = start(client, "desk-only")
+                data = {"page": "0", "token": page_token(SECRET, code), "choice": "agree", **fields}
+                r = client.post(f"/p/{code}", data=data, headers=headers)
+                assert r.status_code == 403 and "This study needs a larger screen" in r.text
+            assert _count(client) == 0  # nothing stored: they may come back on a computer
+            code = start(client, "desk-only")
+            ok = {"device_class": "desktop", "viewport_w": "1366", "viewport_h": "850"}
+            assert post(client, code, 0, choice="agree", **ok).status_code == 303
+            declined = start(client, "desk-only", pid="phone-no")  # declining is never blocked
+            assert post(client, declined, 0, choice="decline", device_class="phone").status_code == 303
+            assert _count(client) == 2
+    finally:
+        app.state.engine.dispose()
