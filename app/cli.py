@@ -21,6 +21,18 @@ study_app = typer.Typer(
 researcher_app = typer.Typer(help="Researcher accounts.", no_args_is_help=True)
 
 
+def loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
@@ -32,9 +44,14 @@ def serve(
 
     from app.main import create_app
     from app.migrate import upgrade as migrate
-    from app.settings import get_settings
+    from app.settings import DEV_SECRET, get_settings
 
     settings = get_settings()
+    if settings.secret_key == DEV_SECRET and not loopback(host):
+        raise AppError(
+            f"refusing to serve on {host} with the development secret (anyone could forge a researcher's "
+            "login): set FIELDMARK_SECRET_KEY to a long random value, or serve on 127.0.0.1"
+        )
     if upgrade:
         settings.home.mkdir(parents=True, exist_ok=True)
         migrate(settings.db_url)
@@ -47,7 +64,10 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
-        proxy_headers=True,
+        # X-Forwarded-For is believed only from the proxies named (none by default): otherwise any
+        # client could claim any address and escape the login rate limit.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
         # Participants read for seconds between pages; uvicorn's 5-s default closes connections
         # that the browser is about to reuse.
         timeout_keep_alive=30,

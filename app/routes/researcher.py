@@ -8,6 +8,8 @@ monitor refreshes itself with htmx polling.
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -24,6 +26,7 @@ from app.models import Researcher
 from app.services import accounts, cleanup
 from app.services import participation as svc
 from app.services.monitor import STATES, accuracy_so_far, latest, monitor, participant_detail
+from app.settings import Settings
 from app.studies.loader import LoadedStudy
 from app.web import ReportsDep, SessionDep, SessionsDep, SettingsDep, StudiesDep, UnitOfWork, render, study_by_id
 
@@ -72,9 +75,22 @@ def _page(request: Request, name: str, me: Me, status: int = 200, **context: Any
     return render(request, name, status, me=me.researcher, csrf=me.csrf, **context)
 
 
+LOGIN_CSRF = "fm-login-csrf"
+
+
+def _login_page(request: Request, settings: Settings, status: int = 200, error: str | None = None) -> Response:
+    """The login form with a fresh CSRF token, also set as a cookie (a forged cross-site post has neither)."""
+    token = secrets.token_urlsafe(24)
+    response = render(request, "r_login.html", status, error=error, csrf=token)
+    response.set_cookie(
+        LOGIN_CSRF, token, max_age=3600, httponly=True, samesite="strict", secure=settings.secure_cookies, path="/r"
+    )
+    return response
+
+
 @router.get("/login")
-def login_form(request: Request) -> Response:
-    return render(request, "r_login.html", error=None)
+def login_form(request: Request, settings: SettingsDep) -> Response:
+    return _login_page(request, settings)
 
 
 @router.post("/login")
@@ -84,16 +100,21 @@ def login(
     settings: SettingsDep,
     email: Annotated[str, Form(max_length=254)] = "",
     password: Annotated[str, Form(max_length=200)] = "",
+    csrf: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
+    expected = request.cookies.get(LOGIN_CSRF, "")
+    if not csrf or not expected or not hmac.compare_digest(csrf, expected):
+        return _login_page(request, settings, 403, "This form has expired. Please log in again.")
+    # The client's address as uvicorn reports it: X-Forwarded-For counts only from the proxies
+    # FIELDMARK_TRUSTED_PROXIES names (`fieldmark serve` passes them to uvicorn), never by default.
     ip = request.client.host if request.client else "?"
-    keys = [f"email:{email.strip().lower()}", f"ip:{ip}"]
+    devices = accounts.Devices(settings.secret_key)
+    keys = accounts.login_keys(email, ip, devices.read(request.cookies.get(devices.COOKIE), email))
     if accounts.rate_limited(session, keys, settings.login_attempts_per_minute):
-        return render(
-            request, "r_login.html", status=429, error="Too many attempts. Wait a minute before trying again."
-        )
-    r = accounts.authenticate(session, email, password, ip)
+        return _login_page(request, settings, 429, "Too many attempts. Wait a minute before trying again.")
+    r = accounts.authenticate(session, email, password, keys)
     if r is None:  # the failed attempt is kept (the handler returns: its transaction commits)
-        return render(request, "r_login.html", status=401, error="That e-mail and password do not match.")
+        return _login_page(request, settings, 401, "That e-mail and password do not match.")
     resp = RedirectResponse("/r/", status_code=303)
     resp.set_cookie(
         accounts.COOKIE,
@@ -104,6 +125,16 @@ def login(
         secure=settings.secure_cookies,
         path="/",
     )
+    resp.set_cookie(
+        devices.COOKIE,
+        devices.issue(r.email),
+        max_age=devices.MAX_AGE,
+        httponly=True,
+        samesite="strict",
+        secure=settings.secure_cookies,
+        path="/r",
+    )
+    resp.delete_cookie(LOGIN_CSRF, path="/r")
     return resp
 
 

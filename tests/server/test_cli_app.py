@@ -96,3 +96,30 @@ def test_unsafe_production_settings_stop_the_server_in_one_line(
         get_settings.cache_clear()
     err = capsys.readouterr().err.strip()
     assert "FIELDMARK_SECRET_KEY must be set" in err and len(err.splitlines()) == 1
+
+
+def test_serve_refuses_other_addresses_with_the_development_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FIELDMARK_ENVIRONMENT", "development")
+    monkeypatch.delenv("FIELDMARK_SECRET_KEY", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert run(["serve", "--host", "0.0.0.0"]) == 2
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err.strip()
+    assert "refusing to serve on 0.0.0.0 with the development secret" in err and len(err.splitlines()) == 1
+    from app.cli import loopback
+
+    assert loopback("127.0.0.1") and loopback("::1") and loopback("localhost") and loopback("127.0.0.2")
+    assert not loopback("0.0.0.0") and not loopback("192.168.1.5") and not loopback("example.org")
+
+
+def test_the_demo_makes_and_keeps_a_random_secret(tmp_path: Path) -> None:
+    from fieldmark.demo import keep_secret
+
+    first = keep_secret(tmp_path / "var")
+    assert len(first) >= 32 and keep_secret(tmp_path / "var") == first
+    assert (tmp_path / "var" / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert keep_secret(tmp_path / "other") != first
