@@ -9,15 +9,20 @@ instructed one (random bots answer them at random).
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from pathlib import Path
 
 import httpx
 
@@ -247,6 +252,50 @@ def local_server(settings: Settings, studies: dict[str, LoadedStudy] | None = No
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@dataclass
+class ServerProcess:
+    """A `fieldmark serve` process (its own interpreter, as in production): `kill` is a SIGKILL."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    port: int
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+def start_server(env: dict[str, str], log: Path, port: int | None = None, workers: int = 1) -> ServerProcess:
+    """Start `fieldmark serve` with these FIELDMARK_ settings (on top of this process's environment)
+    and wait until it answers /healthz. Its output goes to `log` (a pipe nobody reads would stall it)."""
+    port = port or _free_port()
+    exe = Path(sys.executable).with_name("fieldmark")
+    command = [str(exe), "serve", "--port", str(port), "--workers", str(workers), "--no-upgrade"]
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    server = ServerProcess(process, f"http://127.0.0.1:{port}", port)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError(f"the server did not start within 60 s: {log.read_text()[-2000:]}")
+
+
+def stop_server(server: ServerProcess) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 def run_bots(
