@@ -9,6 +9,7 @@ instructed one (random bots answer them at random).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -263,7 +264,9 @@ class ServerProcess:
     port: int
 
     def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
+        """SIGKILL the server and its workers (its own process group) at once: no shutdown at all."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
 
 
@@ -274,7 +277,9 @@ def start_server(env: dict[str, str], log: Path, port: int | None = None, worker
     exe = Path(sys.executable).with_name("fieldmark")
     command = [str(exe), "serve", "--port", str(port), "--workers", str(workers), "--no-upgrade"]
     with log.open("ab") as out:
-        process = subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     server = ServerProcess(process, f"http://127.0.0.1:{port}", port)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -291,7 +296,8 @@ def start_server(env: dict[str, str], log: Path, port: int | None = None, worker
 
 def stop_server(server: ServerProcess) -> None:
     if server.process.poll() is None:
-        server.process.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.process.pid, signal.SIGTERM)
         try:
             server.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
