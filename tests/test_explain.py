@@ -224,3 +224,16 @@ def test_xnn_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> No
             assert im.width > 400
         if not entry.correct:
             assert isinstance(entry.explanation("xnn", "true"), schema.Concepts)
+
+
+def test_a_run_made_before_a_parameter_existed(tmp_path: Path) -> None:
+    """A new parameter whose value keeps the old behaviour (iGOS++'s end-point line search) matches
+    an older run; one that changes it (I-GOS's L1 schedule) does not."""
+    from pipeline.explain import Run
+
+    base = {"model_hash": "m", "data_hash": "d", "seed": 0, "resolution": 28, "transform": {}}
+    Run(tmp_path / "r").check_settings({**base, "methods": {"igospp": {"size": 28}, "igos": {"size": 28}}})
+    new_pp = {"size": 28, "l1_schedule": False, "line_search": "end-point"}
+    Run(tmp_path / "r").check_settings({**base, "methods": {"igospp": new_pp}})
+    with pytest.raises(PipelineError, match="igos assets made with other parameters"):
+        Run(tmp_path / "r").check_settings({**base, "methods": {"igos": {"size": 28, "l1_schedule": True}}})
