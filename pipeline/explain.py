@@ -444,7 +444,9 @@ def _heatmap_batch(w: Work, chunk: list[tuple[str, int, str, int]], params: Any)
     seconds = (time.perf_counter() - t0) / len(chunk)
     score = ClassProbability(model, b.targets)
     max_batch = cfg.max_batch or default_max_batch(device)
-    curves = {p: deletion_insertion(score, b.x, sal, p, b.blurred, max_batch) for p in cfg.protocols}
+    # igos-native only where it differs from igos: maps not on the 28×28 grid.
+    protocols = [p for p in cfg.protocols if p != "igos-native" or sal.shape[-1] != PROTOCOLS["igos"].resolution]
+    curves = {p: deletion_insertion(score, b.x, sal, p, b.blurred, max_batch) for p in protocols}
     size = pics.shape[-1]
     for k, (_, i, target, cls) in enumerate(chunk):
         rec = recs[i]
@@ -453,7 +455,12 @@ def _heatmap_batch(w: Work, chunk: list[tuple[str, int, str, int]], params: Any)
         run.write_npy(f"{stem}.npy", raw)
         run.write_png(f"{stem}.png", overlay(pics[k].permute(1, 2, 0).cpu().numpy(), raw))
         curve_doc = {
-            p: {"removed": c.removed.tolist(), "deletion": c.deletion[k].tolist(), "insertion": c.insertion[k].tolist()}
+            p: {
+                "resolution": c.resolution,
+                "removed": c.removed.tolist(),
+                "deletion": c.deletion[k].tolist(),
+                "insertion": c.insertion[k].tolist(),
+            }
             for p, c in curves.items()
         }
         run.write_json(run.root / f"{stem}.json", curve_doc)
@@ -478,6 +485,7 @@ def _heatmap_batch(w: Work, chunk: list[tuple[str, int, str, int]], params: Any)
                 "faithfulness": [
                     {
                         "protocol": p,
+                        "resolution": c.resolution,
                         "deletion_auc": round(float(c.deletion_auc[k]), 5),
                         "insertion_auc": round(float(c.insertion_auc[k]), 5),
                     }

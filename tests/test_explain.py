@@ -160,6 +160,18 @@ def test_both_protocols_when_asked(tmp_path: Path, tiny_model: Path, tiny_gulls:
     h = schema.load(tmp_path / "p").images[0].explanation("gradcam")
     assert isinstance(h, schema.Heatmap)
     assert [f.protocol for f in h.faithfulness] == ["igos", "rise"]
+    assert [f.resolution for f in h.faithfulness] == [28, 224]
+
+
+def test_igos_native_only_for_maps_off_the_28_grid(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> None:
+    """Grad-CAM (7×7) is also ranked on its own grid; I-GOS (28×28) is not scored twice."""
+    cfg = config(tiny_model, tiny_gulls, tmp_path / "n", methods=["gradcam", "igos"], images=[2])
+    explain(ExplainConfig(**{**cfg.__dict__, "protocols": ("igos", "igos-native")}))
+    entry = schema.load(tmp_path / "n").images[0]
+    cam, ig = entry.explanation("gradcam"), entry.explanation("igos")
+    assert isinstance(cam, schema.Heatmap) and isinstance(ig, schema.Heatmap)
+    assert [(f.protocol, f.resolution) for f in cam.faithfulness] == [("igos", 28), ("igos-native", 7)]
+    assert [(f.protocol, f.resolution) for f in ig.faithfulness] == [("igos", 28)]
 
 
 def test_sag_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> None:
