@@ -62,7 +62,7 @@ DESCRIPTIONS = {
 
 # Parameters added after runs existed, with the behaviour those runs had: a run made before a
 # parameter existed matches new settings only if the new value keeps that behaviour.
-LEGACY_PARAMS: dict[str, object] = {"l1_schedule": False, "line_search": "end-point"}
+LEGACY_PARAMS: dict[str, object] = {"l1_schedule": False, "line_search": "end-point", "children": "salient"}
 
 
 def parse_methods(text: str) -> list[str]:
