@@ -15,6 +15,7 @@ on a step's type or a trial's task.
 from __future__ import annotations
 
 import datetime as dt
+import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -219,6 +220,11 @@ class Task:
     def item(self, entry: Any, graphs: dict[int, Any], items: Any) -> Item | None:
         """The item this image makes for the task, or None if the image cannot be asked about."""
         return make(entry)
+
+    def arrange(self, items: list[Item], rng: random.Random) -> list[Item]:
+        """One participant's version of a block's items, in their order (`rng` is seeded with the
+        participant's stored seed and the block): e.g. which side each answer is shown on."""
+        return items
 
     def files(self, item: Item) -> list[str]:
         """Asset files the trial shows besides the picture and the explanation."""
