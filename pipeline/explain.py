@@ -55,7 +55,7 @@ DESCRIPTIONS = {
     "rise": "RISE (Petsiuk et al. 2018): probability-weighted average of random masks",
     "sag": "structured attention graph (Shitole et al. 2021): minimal sufficient patch sets by beam search",
     "xnn": "XNN (Qi et al.): per-class sparse reconstruction autoencoders; concepts with I-GOS maps",
-    "examples": "the k training images nearest in the classifier's penultimate feature space",
+    "examples": "the k training images of the predicted class nearest in the classifier's penultimate feature space",
 }
 
 
@@ -605,9 +605,15 @@ def _examples(w: Work, params: dict[str, Any]) -> None:
     queries = _embed(model, uint8, lm.transform, device)
     pos = {r.id: j for j, r in enumerate(train)}
     exclude = torch.tensor([pos.get(r.id, -1) for r in recs])
-    idx, dist = nearest(queries, bank, int(params["k"]), exclude)
+    # The examples explain the prediction: the nearest training images of the class the model
+    # predicted. Nearest images of any class would show, when the model is wrong, pictures
+    # labelled with the true species: the answer key of a verify task.
+    predicted = torch.tensor([w.entries[r.id]["predicted_class"] for r in recs])
+    classes = torch.tensor([r.class_id for r in train])
+    allowed = classes[None, :] == predicted[:, None]
+    idx, dist = nearest(queries, bank, int(params["k"]), exclude, allowed)
     seconds = (time.perf_counter() - t0) / len(recs)
-    needed = {int(j) for j in idx.flatten()}
+    needed = {int(j) for j, d in zip(idx.flatten(), dist.flatten(), strict=True) if torch.isfinite(d)}
     pics = load_uint8([ds.image_path(train[j]) for j in sorted(needed)], lm.transform)
     for j, pic in zip(sorted(needed), pics, strict=True):
         rel = run.image(train[j].id)
@@ -622,6 +628,7 @@ def _examples(w: Work, params: dict[str, Any]) -> None:
                 "image": run.image(train[int(j)].id),
             }
             for j, d in zip(idx[q], dist[q], strict=True)
+            if torch.isfinite(d)
         ]
         run.write_json(
             run.record("examples", rec.id, "predicted"),

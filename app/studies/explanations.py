@@ -21,7 +21,20 @@ Shown = Heatmap | Concepts | Sag | Examples
 def explanation_for(entry: ImageEntry, condition: Condition) -> Shown | None:
     kind = {"heatmap": condition.method, "concepts": "xnn", "sag": "sag", "examples": "examples"}
     method = kind.get(condition.explanation)
-    return entry.explanation(method, "predicted") if method else None
+    found = entry.explanation(method, "predicted") if method else None
+    if isinstance(found, Examples):
+        return of_predicted_class(entry, found)
+    return found
+
+
+def of_predicted_class(entry: ImageEntry, examples: Examples) -> Examples | None:
+    """Nearest examples explain the model's prediction: only training images of the predicted
+    class are shown (None if the run has none for this image). A neighbour of another class
+    would, when the model is wrong, show a picture labelled with the true species: the answer
+    key of a verify task. Runs written before the pipeline kept to the predicted class may list
+    such neighbours; they are left out here."""
+    kept = [n for n in examples.neighbours if n.true_class == entry.predicted_class]
+    return examples.model_copy(update={"neighbours": kept}) if kept else None
 
 
 def files(e: Shown) -> list[str]:

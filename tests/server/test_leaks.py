@@ -47,9 +47,13 @@ class Crawler(Bot):
             truth = self.names_by_id[item.true_class]
             # the explanation itself may name species (nearest examples show theirs); the rest may
             # name the true class only as one of the options or as the model's (shown) answer
+            shown = "".join(re.findall(r"<!-- explanation -->(.*?)<!-- /explanation -->", html, flags=re.S))
             rest = re.sub(r"<!-- explanation -->.*?<!-- /explanation -->", "", html, flags=re.S)
             allowed = int(truth in page.labels.values()) + int(page.model_says == truth)
             assert rest.count(truth) <= allowed, (truth, page.task)
+            # the explanation explains the model's prediction: it names no species but the predicted one
+            named = {n for n in self.names_by_id.values() if n in shown}
+            assert named <= {self.names_by_id[item.predicted_class]}, (named, item)
         return super().fill(page, form, r)
 
 
