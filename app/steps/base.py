@@ -215,6 +215,7 @@ class Task:
     shows_prediction: ClassVar[bool | None] = None  # True: always; False: never; None: as the condition says
     template: ClassVar[str | None] = None  # what its `view` adds to the trial page (under templates/tasks/)
     two_stage: ClassVar[bool] = True  # may be asked twice, before and after the model's advice
+    names_species: ClassVar[bool] = False  # its feedback names the species shown: a block with feedback teaches it
     fields: ClassVar[tuple[Recorded, ...]] = ()  # its own per-trial fields (kept in `values`: see in_values)
 
     def item(self, entry: Any, graphs: dict[int, Any], items: Any) -> Item | None:

@@ -27,6 +27,7 @@ class Classify(Task):
     name = "classify"
     summary = "name the species"
     prompt = "Which species is this gull?"
+    names_species = True
 
     def options(self, study: Any, step: Any) -> list[tuple[str, str]]:
         return _species(study, step)
@@ -43,6 +44,7 @@ class Verify(Task):
     summary = "is the model's answer right? (its answer is always shown)"
     prompt = "Is the model's answer right?"
     shows_prediction = True
+    names_species = True
 
     def options(self, study: Any, step: Any) -> list[tuple[str, str]]:
         return [("yes", "Yes, the model is right"), ("no", "No, the model is wrong")]

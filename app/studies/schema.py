@@ -81,6 +81,9 @@ class StudySpec(Strict):
     assignment: AssignmentPolicy = AssignmentPolicy()
     prolific: Prolific | None = None
     exclusions: Exclusions = Exclusions()
+    # studies of the same run that show labelled some pictures this one tests (feedback, examples,
+    # galleries): a deliberate choice, checked by `fieldmark study check` (app/studies/overlap.py)
+    shares_stimuli_with: list[str] = Field(default_factory=list)
     steps: list[Step] = Field(min_length=2)
 
     _id = field_validator("id")(slug)
