@@ -386,7 +386,7 @@ def explain(cfg: ExplainConfig, progress: Progress | None = None) -> schema.Mani
         if not run.record(m, rec.id, t).is_file()
     ]
     examples_todo = "examples" in cfg.methods and any(
-        not run.record("examples", r.id, "predicted").is_file() for r in recs
+        _examples_stale(run.record("examples", r.id, "predicted"), entries[r.id]["predicted_class"]) for r in recs
     )
     total, done = len(jobs) + (len(recs) if examples_todo else 0), 0
     work = Work(cfg, run, ds, lm, model, device, recs, uint8, entries)
@@ -592,6 +592,13 @@ def _xnn(w: Work, p: XnnParams, progress: Progress | None) -> None:
 
     stage.explain_images(xnns, recs, uint8, targets, lm.class_names, step("xnn: concept maps"))
     stage.report(xnns, meta, train_x, step("xnn: concept galleries"))
+
+
+def _examples_stale(record: Path, predicted: int) -> bool:
+    """Not written yet, or written before examples kept to the predicted class (then redone)."""
+    if not record.is_file():
+        return True
+    return any(n["true_class"] != predicted for n in json.loads(record.read_text())["neighbours"])
 
 
 def _examples(w: Work, params: dict[str, Any]) -> None:

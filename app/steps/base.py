@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from app.models import Response
+from app.models import Response, aware
 from app.studies.base import StepSpec
 from app.studies.items import make
 
@@ -92,6 +92,17 @@ class Answering:
     participant: Participant
     page: Page
     now: dt.datetime
+
+    @property
+    def served_at(self) -> dt.datetime | None:
+        """When the server sent this page (None if it never did: a form posted without the page)."""
+        p = self.participant
+        return aware(p.served_at) if p.served_at is not None and p.served_page == self.page.index else None
+
+    def server_rt_ms(self) -> float | None:
+        """Page served -> answer received, on the server's clock."""
+        served = self.served_at
+        return round((self.now - served).total_seconds() * 1000, 1) if served is not None else None
 
     def row(self, **fields: Any) -> Response:
         """A new response row for this page, with the fields every row carries."""
