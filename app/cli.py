@@ -112,13 +112,20 @@ def _shared_stimuli(loaded: list[Any], checked: dict[str, Path], settings: Any) 
         if other.id not in checked:
             others.append(other)
     problems = []
-    for o in overlaps(loaded + others):
+    found = overlaps(loaded + others)
+    for o in found:
         if o.tester not in checked:
             continue
         if o.declared:
             console.print(o.line(str(checked[o.tester])))
         else:
             problems.append(o.line(str(checked[o.tester])))
+    for study in loaded:  # a declaration that no longer holds is worth knowing (it may be stale)
+        for other in study.spec.shares_stimuli_with:
+            if not any(o.tester == study.id and o.teacher == other for o in found):
+                console.print(
+                    f"{checked[study.id]}: shares_stimuli_with names {other!r}, which teaches none of its pictures"
+                )
     return problems
 
 

@@ -109,6 +109,10 @@ def test_study_check_refuses_pictures_taught_elsewhere_unless_declared(
     assert run(["study", "check", str(bare)]) == 2
     err = capsys.readouterr().err
     assert "study 'seagull-learning' shows labelled" in err and "shares_stimuli_with: [seagull-learning]" in err
+    # a declaration that no longer holds is noted, not refused
+    bare.write_text(text.replace("[seagull-learning]", "[seagull-learning, nobody]"))
+    assert run(["study", "check", str(bare)]) == 0
+    assert "shares_stimuli_with names 'nobody', which teaches none of its pictures" in capsys.readouterr().err
 
 
 def test_taught_and_tested_pictures(studies: dict[str, LoadedStudy]) -> None:
