@@ -190,7 +190,10 @@ def show(request: Request, visit: VisitDep, session: SessionDep, settings: Setti
             prolific_url=_ending_url(study, p, settings),
             prolific=bool(study.spec.prolific and p.external_pid),
         )
-    return _page(request, session, settings, visit, svc.current(study, p))
+    page = svc.current(study, p)
+    if visit.joining is None:  # the consent page before consent: nobody to note it for
+        svc.served(p, page)
+    return _page(request, session, settings, visit, page)
 
 
 @router.post("/p/{code}")
