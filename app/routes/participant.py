@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from app.errors import Conflict, Forbidden, Invalid, Refused
@@ -92,30 +93,31 @@ def visiting(code: str, request: Request, session: SessionDep, studies: StudiesD
     return Visit(*svc.visit(session, studies, code))
 
 
-def answering(
-    code: str,
-    request: Request,
-    session: SessionDep,
-    studies: StudiesDep,
-    settings: SettingsDep,
-    sent: Annotated[Posted, Depends(posted)],
-) -> Visit:
-    """The participant whose form this is, locked for this transaction, with the form's token checked."""
-    svc.lock(session, code)  # before reading them: a simultaneous submission waits here
-    pending = None
-    if svc.participant_by_code(session, code) is None:
-        pending = _pending(request, settings, studies, code)
-    visit = pending or Visit(*svc.visit(session, studies, code))
+async def token_checked(code: str, settings: SettingsDep, sent: Annotated[Posted, Depends(posted)]) -> str:
+    """The code of a form whose token is this participant's (no database work: see `answering`)."""
     if sent.form.get("token") != page_token(settings.secret_key, code):
         raise Forbidden(
             "This form did not come from your study page. Go back to your study link and continue there.",
             title="Form expired",
         )
-    return visit
+    return code
+
+
+def answering(
+    request: Request, session: Session, studies: dict[str, LoadedStudy], settings: Settings, code: str
+) -> Visit:
+    """The participant whose form this is, locked for this transaction: called by the handler
+    itself, never as a dependency. FastAPI runs each sync dependency in a thread of its own, and a
+    lock taken there (SQLite's one write turn) would be held while the handler waits for a free
+    thread, which, with every thread waiting for that lock, never comes."""
+    svc.lock(session, code)  # before reading them: a simultaneous submission waits here
+    if svc.participant_by_code(session, code) is None and (pending := _pending(request, settings, studies, code)):
+        return pending
+    return Visit(*svc.visit(session, studies, code))
 
 
 VisitDep = Annotated[Visit, Depends(visiting)]
-AnsweringDep = Annotated[Visit, Depends(answering)]
+CheckedCode = Annotated[str, Depends(token_checked)]
 PostedDep = Annotated[Posted, Depends(posted)]
 
 
@@ -198,8 +200,14 @@ def show(request: Request, visit: VisitDep, session: SessionDep, settings: Setti
 
 @router.post("/p/{code}")
 def answer(
-    request: Request, visit: AnsweringDep, sent: PostedDep, session: SessionDep, settings: SettingsDep
+    request: Request,
+    code: CheckedCode,
+    sent: PostedDep,
+    session: SessionDep,
+    studies: StudiesDep,
+    settings: SettingsDep,
 ) -> Response:
+    visit = answering(request, session, studies, settings, code)
     p, study = visit.participant, visit.study
     try:
         page_index = int(sent.form.get("page", ""))
