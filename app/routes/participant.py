@@ -87,7 +87,13 @@ def _pending(request: Request, settings: Settings, studies: dict[str, LoadedStud
     return Visit(stand_in, study, j)
 
 
-def visiting(code: str, request: Request, session: SessionDep, studies: StudiesDep, settings: SettingsDep) -> Visit:
+def visiting(
+    request: Request, session: Session, studies: dict[str, LoadedStudy], settings: Settings, code: str
+) -> Visit:
+    """The participant behind a link (or the stand-in of someone on the consent page). Called by
+    the handlers themselves, like `answering`: as a dependency it would run in a thread of its own
+    and hold a pooled connection while the handler waits for a thread, and a burst of requests
+    (200 participants coming back after a restart) then took every connection and every thread."""
     if svc.participant_by_code(session, code) is None and (pending := _pending(request, settings, studies, code)):
         return pending
     return Visit(*svc.visit(session, studies, code))
@@ -116,7 +122,6 @@ def answering(
     return Visit(*svc.visit(session, studies, code))
 
 
-VisitDep = Annotated[Visit, Depends(visiting)]
 CheckedCode = Annotated[str, Depends(token_checked)]
 PostedDep = Annotated[Posted, Depends(posted)]
 
@@ -179,7 +184,8 @@ def _ending_url(study: LoadedStudy, p: Participant, settings: Settings) -> str |
 
 
 @router.get("/p/{code}")
-def show(request: Request, visit: VisitDep, session: SessionDep, settings: SettingsDep) -> Response:
+def show(request: Request, code: str, session: SessionDep, studies: StudiesDep, settings: SettingsDep) -> Response:
+    visit = visiting(request, session, studies, settings, code)
     p, study = visit.participant, visit.study
     if visit.joining is None:
         svc.touch(study, p)
@@ -241,7 +247,10 @@ def answer(
 
 
 @router.get("/p/{code}/feedback/{page_index}")
-def feedback(request: Request, visit: VisitDep, page_index: int, session: SessionDep) -> Response:
+def feedback(
+    request: Request, code: str, page_index: int, session: SessionDep, studies: StudiesDep, settings: SettingsDep
+) -> Response:
+    visit = visiting(request, session, studies, settings, code)
     p, study = visit.participant, visit.study
     shown = svc.feedback(session, study, p, page_index)
     if shown is None:
@@ -252,11 +261,18 @@ def feedback(request: Request, visit: VisitDep, page_index: int, session: Sessio
 
 
 @router.post("/p/{code}/event")
-def event(visit: VisitDep, sent: PostedDep, session: SessionDep, settings: SettingsDep) -> Response:
+def event(
+    request: Request, code: str, sent: PostedDep, session: SessionDep, studies: StudiesDep, settings: SettingsDep
+) -> Response:
     """Client-side events worth monitoring (an image that failed to load). Small and optional."""
+    visit = visiting(request, session, studies, settings, code)
     p, study = visit.participant, visit.study
     kind = sent.form.get("kind", "")
-    if kind not in ("asset_error", "timeout") or sent.form.get("token") != page_token(settings.secret_key, p.code):
+    if (
+        visit.joining is not None
+        or kind not in ("asset_error", "timeout")
+        or sent.form.get("token") != page_token(settings.secret_key, p.code)
+    ):
         return Response(status_code=400)
     svc.log_event(session, study, p, kind, p.cursor, {"what": sent.form.get("what", "")[:200]})
     return Response(status_code=204)
