@@ -279,6 +279,7 @@ whose request was cut waits for the server, opens its private link again and che
 shown: from the page after its last acknowledged answer to the page after the last answer it sent (an
 answer stored but never acknowledged counts as given); then it carries on to the end. "Lost": answers
 acknowledged (303) that are not in the database; "duplicates": (participant, page) pairs stored twice.
+Load average at the end: {os.getloadavg()[0]:.0f} (other work on the machine slows the restart).
 
 {header}
 {chr(10).join(rows)}
