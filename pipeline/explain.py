@@ -31,7 +31,7 @@ from pipeline.errors import PipelineError
 from pipeline.methods import baselines as bl
 from pipeline.methods.common import ClassProbability, black_baseline, blurred_baseline, frozen, gaussian_blur
 from pipeline.methods.examples import nearest
-from pipeline.methods.igos import IGOSPP_DEFAULTS, IgosParams, igos, igos_pp
+from pipeline.methods.igos import IGOSPP_AUTHORS, IGOSPP_DEFAULTS, IgosParams, igos, igos_pp
 from pipeline.methods.sag import SagParams, search
 from pipeline.methods.xnn import XnnParams
 from pipeline.metrics.faithfulness import PROTOCOLS, deletion_insertion
@@ -41,13 +41,14 @@ from pipeline.models.images import load_uint8, normalise
 from pipeline.models.train import predict_probs
 from pipeline.render.heatmap import overlay
 
-HEATMAP_METHODS = ("igos", "igospp", "gradcam", "ig-blur", "ig-black", "occlusion", "rise")
+HEATMAP_METHODS = ("igos", "igospp", "igospp-authors", "gradcam", "ig-blur", "ig-black", "occlusion", "rise")
 METHODS = (*HEATMAP_METHODS, "sag", "xnn", "examples")
 ALIASES = {"ig": ("ig-blur", "ig-black")}
 DEFAULT_METHODS = "igos,igospp,gradcam,ig,occlusion,rise,sag,xnn,examples"
 DESCRIPTIONS = {
     "igos": "I-GOS (Qi et al. 2020): mask optimised with integrated-gradient descent; saliency = 1 - mask",
     "igospp": "iGOS++ (Khorram et al. 2021): deletion and insertion masks with bilateral TV; saliency = 1 - Md*Mi",
+    "igospp-authors": "iGOS++ with the authors' line search (noisy integrated sums, product of upsampled masks)",
     "gradcam": "Grad-CAM (Selvaraju et al. 2017) via Captum LayerGradCam at the last conv layer, with ReLU",
     "ig-blur": "Integrated Gradients (Sundararajan et al. 2017) via Captum, blurred-image baseline",
     "ig-black": "Integrated Gradients (Sundararajan et al. 2017) via Captum, black baseline",
@@ -57,6 +58,11 @@ DESCRIPTIONS = {
     "xnn": "XNN (Qi et al.): per-class sparse reconstruction autoencoders; concepts with I-GOS maps",
     "examples": "the k training images of the predicted class nearest in the classifier's penultimate feature space",
 }
+
+
+# Parameters added after runs existed, with the behaviour those runs had: a run made before a
+# parameter existed matches new settings only if the new value keeps that behaviour.
+LEGACY_PARAMS: dict[str, object] = {"l1_schedule": False, "line_search": "end-point", "children": "salient"}
 
 
 def parse_methods(text: str) -> list[str]:
@@ -117,8 +123,9 @@ def method_params(name: str, cfg: ExplainConfig) -> Any:
     max_batch = cfg.max_batch or default_max_batch(resolve_device(cfg.device))
     if name == "igos":
         return IgosParams(**{"size": cfg.resolution, "seed": cfg.seed, "max_batch": max_batch, **o})
-    if name == "igospp":
-        base: dict[str, Any] = IGOSPP_DEFAULTS.as_dict() | {
+    if name in ("igospp", "igospp-authors"):
+        defaults = IGOSPP_DEFAULTS if name == "igospp" else IGOSPP_AUTHORS
+        base: dict[str, Any] = defaults.as_dict() | {
             "size": cfg.resolution,
             "seed": cfg.seed,
             "max_batch": max_batch,
@@ -156,7 +163,7 @@ class Batch:
 
 def saliency(name: str, params: Any, model: torch.nn.Module, b: Batch, transform: dict[str, Any]) -> torch.Tensor:
     """Run one heatmap method: N×h×w, higher = more important."""
-    if name in ("igos", "igospp"):
+    if name in ("igos", "igospp", "igospp-authors"):
         score = ClassProbability(model, b.targets)
         if name == "igos":
             return (1 - igos(score, b.x, b.blurred, params)).squeeze(1)
@@ -246,7 +253,7 @@ class Run:
                         "give a new --out folder for a new run"
                     )
             for name, params in settings["methods"].items():
-                if name in old["methods"] and old["methods"][name] != params:
+                if name in old["methods"] and {**LEGACY_PARAMS, **old["methods"][name]} != {**LEGACY_PARAMS, **params}:
                     raise PipelineError(
                         f"{self.root} has {name} assets made with other parameters; give a new --out folder"
                     )
@@ -437,7 +444,9 @@ def _heatmap_batch(w: Work, chunk: list[tuple[str, int, str, int]], params: Any)
     seconds = (time.perf_counter() - t0) / len(chunk)
     score = ClassProbability(model, b.targets)
     max_batch = cfg.max_batch or default_max_batch(device)
-    curves = {p: deletion_insertion(score, b.x, sal, p, b.blurred, max_batch) for p in cfg.protocols}
+    # igos-native only where it differs from igos: maps not on the 28×28 grid.
+    protocols = [p for p in cfg.protocols if p != "igos-native" or sal.shape[-1] != PROTOCOLS["igos"].resolution]
+    curves = {p: deletion_insertion(score, b.x, sal, p, b.blurred, max_batch) for p in protocols}
     size = pics.shape[-1]
     for k, (_, i, target, cls) in enumerate(chunk):
         rec = recs[i]
@@ -446,7 +455,12 @@ def _heatmap_batch(w: Work, chunk: list[tuple[str, int, str, int]], params: Any)
         run.write_npy(f"{stem}.npy", raw)
         run.write_png(f"{stem}.png", overlay(pics[k].permute(1, 2, 0).cpu().numpy(), raw))
         curve_doc = {
-            p: {"removed": c.removed.tolist(), "deletion": c.deletion[k].tolist(), "insertion": c.insertion[k].tolist()}
+            p: {
+                "resolution": c.resolution,
+                "removed": c.removed.tolist(),
+                "deletion": c.deletion[k].tolist(),
+                "insertion": c.insertion[k].tolist(),
+            }
             for p, c in curves.items()
         }
         run.write_json(run.root / f"{stem}.json", curve_doc)
@@ -471,6 +485,7 @@ def _heatmap_batch(w: Work, chunk: list[tuple[str, int, str, int]], params: Any)
                 "faithfulness": [
                     {
                         "protocol": p,
+                        "resolution": c.resolution,
                         "deletion_auc": round(float(c.deletion_auc[k]), 5),
                         "insertion_auc": round(float(c.insertion_auc[k]), 5),
                     }
