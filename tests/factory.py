@@ -1,7 +1,7 @@
 """A small, valid asset run for the study server's tests, written through the manifest schema.
 
-No pipeline, no torch, no training: about a second. What the tests rely on holds by
-construction rather than by luck of a trained model:
+No model, no torch, no training (SAG diagrams are drawn by the pipeline's own renderer):
+about a second. What the tests rely on holds by construction rather than by luck of a trained model:
 
 - the eight gull species the shipped studies name, each with a field-mark guide;
 - per species, test images the "model" gets right and test images it gets wrong (the wrong
@@ -20,8 +20,6 @@ by reading it back, so a field added to the schema with a default does not break
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import random
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from app.assets import manifest as M
+from pipeline.render.refresh import sag_diagrams
 
 RUN = "demo"  # the run the shipped studies name
 SIZE = 112  # pixels per side of a picture
@@ -103,12 +102,6 @@ def _masked(base: Image.Image, patches: list[int]) -> Image.Image:
         box = ((p % GRID) * cell, (p // GRID) * cell, (p % GRID + 1) * cell, (p // GRID + 1) * cell)
         out.paste(base.crop(box), box[:2])
     return out
-
-
-def _data_uri(im: Image.Image) -> str:
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 class Writer:
@@ -236,43 +229,18 @@ class Writer:
             seed=0,
         )
         self.path(f"{stem}.json").write_text(graph.model_dump_json(indent=1))
-        svg = self._diagram(nodes, edges)
-        self.path(f"{stem}.svg").write_text(svg, encoding="utf-8")
+        diagrams = sag_diagrams(self.run, stem, graph, np.asarray(base.convert("RGB")))  # the pipeline's own drawing
         _png(Image.new("RGB", (240, 200), (255, 255, 255)), self.path(f"{stem}.png"))
         return M.Sag(
             target="predicted",
             target_class=target,
             graph=f"{stem}.json",
-            diagram_svg=f"{stem}.svg",
+            **diagrams,
             diagram_png=f"{stem}.png",
             roots=1,
             files=graph.files(),
             seconds=0.01,
         )
-
-    def _diagram(self, nodes: list[M.SagNode], edges: list[M.SagEdge]) -> str:
-        """A small self-contained diagram in the shape the pipeline draws: thumbnails inline."""
-        at = {0: (90, 20), 1: (20, 140), 2: (160, 140)}
-        out = [
-            '<svg xmlns="http://www.w3.org/2000/svg" class="sag" width="260" height="250" viewBox="0 0 260 250" '
-            'role="img" font-family="system-ui, sans-serif"><title>How the model keeps its confidence</title>'
-        ]
-        for e in edges:
-            (x1, y1), (x2, y2) = at[e.parent], at[e.child]
-            mid = ((x1 + x2) / 2 + 40, (y1 + y2) / 2 + 44)
-            out.append(
-                f'<g class="sag-edge"><line x1="{x1 + 40}" y1="{y1 + 80}" x2="{x2 + 40}" y2="{y2}" stroke="#606874"/>'
-                f'<text x="{mid[0]}" y="{mid[1]}" fill="#b3261e">−{round(e.drop * 100)}%</text></g>'
-            )
-        for n in nodes:
-            x, y = at[n.id]
-            thumb = _data_uri(Image.open(self.path(n.thumbnail)).resize((80, 80)))
-            out.append(
-                f'<g class="sag-node" tabindex="0"><image x="{x}" y="{y}" width="80" height="80" href="{thumb}"/>'
-                f'<text x="{x}" y="{y + 96}" font-size="12">{round(n.confidence * 100)}%</text></g>'
-            )
-        out.append("</svg>")
-        return "".join(out)
 
 
 def build_run(assets: Path, name: str = RUN) -> Path:
