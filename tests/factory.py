@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from app.assets import manifest as M
+from pipeline.render.concepts import same_spots
 from pipeline.render.refresh import sag_diagrams
 
 RUN = "demo"  # the run the shipped studies name
@@ -145,10 +146,16 @@ class Writer:
         )
 
     def concepts(self, image_id: int, target: int) -> M.Concepts:
+        """Concepts 1 and 3; on even image ids concept 3 lights the same spot as concept 1."""
         stem = f"explanations/xnn/{image_id}-predicted"
-        maps = []
-        for concept, contribution in ((1, 0.6), (3, 0.3)):
+        shares = ((1, 0.6), (3, 0.3))
+        raws: list[np.ndarray] = []
+        for concept, _ in shares:
             sal = np.random.default_rng([image_id, concept]).random((7, 7))
+            raws.append(raws[0] * 0.9 + 0.05 if raws and image_id % 2 == 0 else sal)
+        same = same_spots(raws)
+        maps = []
+        for k, ((concept, contribution), sal) in enumerate(zip(shares, raws, strict=True)):
             _png(_overlay(self.pictures[image_id], sal), self.path(f"{stem}/concept-{concept}.png"))
             maps.append(
                 M.ConceptMap(
@@ -157,6 +164,7 @@ class Writer:
                     activation=contribution * 2,
                     raw=self.array(f"{stem}/concept-{concept}.npy", sal),
                     overlay=f"{stem}/concept-{concept}.png",
+                    same_spot_as=shares[same[k]][0] if same[k] is not None else None,
                 )
             )
         card = Image.new("RGB", (320, 120), (255, 255, 255))

@@ -1,9 +1,10 @@
 """Redraw what participants see from what a run stores, without the model.
 
-The participants' drawings (SAG diagrams today) are made from stored data: the graph document
-and the picture. When their design changes, `refresh` redraws the records an older renderer
-drew, so an existing run picks up the new drawings on the next `fieldmark explain` (or `make
-demo`) without searching anything again. `render.json` in the run says which version drew them.
+The participants' drawings are made from stored data: SAG diagrams from the graph document and
+the picture, the concept card's "same spot" notes from the concept maps. When their design
+changes, `refresh` redraws the records an older renderer drew, so an existing run picks up the
+new drawings on the next `fieldmark explain` (or `make demo`) without searching anything again.
+`render.json` in the run says which version drew them.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from PIL import Image
 
 from app.assets.manifest import SagGraph
 from pipeline.data.cub import atomic_write_text
+from pipeline.render import concepts
 from pipeline.render import sag as draw
 
-VERSIONS = {"sag": 2}  # bump a method's number when its participants' drawing changes
+VERSIONS = {"sag": 2, "xnn": 2}  # bump a method's number when its participants' drawing changes
 STATE = "render.json"
 
 
@@ -47,6 +49,14 @@ def refresh(root: Path) -> int:
             with Image.open(root / f"images/{graph.image_id}.png") as im:
                 image = np.asarray(im.convert("RGB"))
             rec.update(sag_diagrams(root, rec["graph"].removesuffix(".json"), graph, image))
+            atomic_write_text(path, json.dumps(rec, indent=1))
+            redrawn += 1
+    if state.get("xnn") != VERSIONS["xnn"]:
+        for path in sorted((root / "records" / "xnn").glob("*.json")):
+            rec = json.loads(path.read_text())
+            maps = [np.load(root / m["raw"]) for m in rec["significant"]]
+            for m, same in zip(rec["significant"], concepts.same_spots(maps), strict=True):
+                m["same_spot_as"] = rec["significant"][same]["concept"] if same is not None else None
             atomic_write_text(path, json.dumps(rec, indent=1))
             redrawn += 1
     mark_current(root)
