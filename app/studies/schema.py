@@ -81,6 +81,9 @@ class StudySpec(Strict):
     assignment: AssignmentPolicy = AssignmentPolicy()
     prolific: Prolific | None = None
     exclusions: Exclusions = Exclusions()
+    # the species reference (files of the run, e.g. field-mark guides), linked from every trial
+    # of a block with `guides: true`: every condition gets the same one
+    guides: list[str] = Field(default_factory=list)
     steps: list[Step] = Field(min_length=2)
 
     _id = field_validator("id")(slug)

@@ -14,7 +14,7 @@ STATIC = Path(__file__).resolve().parents[2] / "static"
 
 
 class Collector(Bot):
-    """An oracle bot that keeps every trial page, by the kind of explanation it shows."""
+    """An oracle bot that keeps every trial page, by the kind of explanation it shows ("none")."""
 
     def __init__(self, client: TestClient, study: LoadedStudy) -> None:
         super().__init__(client, study, "oracle", random.Random(0))  # type: ignore[arg-type]
@@ -22,8 +22,8 @@ class Collector(Bot):
 
     def fill(self, page: PageParser, form, r):  # type: ignore[no-untyped-def]
         m = re.search(r'class="explanation explanation-(\w+)"', self.last_html)
-        if m and page.task:
-            self.pages.setdefault(m.group(1), []).append(self.last_html)
+        if page.task:
+            self.pages.setdefault(m.group(1) if m else "none", []).append(self.last_html)
         return super().fill(page, form, r)
 
 
@@ -90,3 +90,23 @@ def test_two_concepts_on_one_spot_are_said_so(client: TestClient, studies: dict[
     assert cards is not None and cards.significant[1].same_spot_as == cards.significant[0].concept
     pages = trial_pages(client, study)["concepts"]
     assert any("Lights the same spot as concept" in explanation(p) for p in pages)
+
+
+def test_every_trial_of_every_condition_links_the_species_guide(
+    client: TestClient, studies: dict[str, LoadedStudy]
+) -> None:
+    study = studies["seagull-agreement"]
+    pages = trial_pages(client, study)
+    assert set(pages) == {"none", "heatmap", "examples", "concepts"}  # every condition's trials
+    for html in (p for kind in pages.values() for p in kind):
+        link = re.search(r'<a class="guide-link" href="(/p/[^"]+/guides)" target="_blank"', html)
+        assert link, "a trial without the species guide"
+    guide = client.get(link.group(1))
+    assert guide.status_code == 200 and "Species guide" in guide.text
+    images = re.findall(r'<img src="(/asset/[^"]+)"', guide.text)
+    assert len(images) == len(study.spec.guides) == 8
+    assert all(client.get(u).status_code == 200 for u in images)
+    learning = [p for ps in trial_pages(client, studies["seagull-learning"]).values() for p in ps]
+    tests = [p for p in learning if '<p class="trial-count">Test:' in p]  # the test block: on one's own
+    assert tests and not any("guide-link" in p for p in tests)
+    assert all("guide-link" in p for p in learning if p not in tests)
