@@ -285,7 +285,7 @@ def diagram_svg(g: SagGraph, image: np.ndarray, narrow: bool = False) -> str:
         height += 8
         svg.text(0, height + 14, "100%+: more sure than on the whole picture", 13, MUTED)
         height += 22
-    width = NARROW if narrow else WIDE
+    width = NARROW if narrow else _wide_width(len(bs))
     roots = len(bs)
     head = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height:.0f}" '
@@ -296,15 +296,24 @@ def diagram_svg(g: SagGraph, image: np.ndarray, narrow: bool = False) -> str:
     return "\n".join([*head, *svg.parts, "</svg>"])
 
 
+WIDE_GAP, WIDE_MAX_COLUMN = 14, 220.0
+
+
+def _wide_column(n: int) -> float:
+    return min(WIDE_MAX_COLUMN, (WIDE - WIDE_GAP * (max(1, n) - 1)) / max(1, n))
+
+
+def _wide_width(n: int) -> int:
+    """As wide as its columns (at most WIDE): one root does not claim the whole column."""
+    return round(max(1, n) * _wide_column(n) + WIDE_GAP * (max(1, n) - 1))
+
+
 def _wide(svg: _Svg, bs: list[Branch]) -> float:
     """Roots side by side, each with its children two by two beneath."""
-    gap = 14
-    n = max(1, len(bs))
-    col = min(220.0, (WIDE - gap * (n - 1)) / n)
-    left = (WIDE - (n * col + gap * (n - 1))) / 2
+    col = _wide_column(len(bs))
     bottom = 0.0
     for k, b in enumerate(bs):
-        x = left + k * (col + gap)
+        x = k * (col + WIDE_GAP)
         svg.view(x, 0, col, b.root.patches, None)
         y = col + 22
         svg.share(x, y, col, b.root.confidence, 20)
