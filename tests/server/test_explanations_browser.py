@@ -6,7 +6,6 @@ with the checkbox, and a concept's gallery opens from the trial."""
 from __future__ import annotations
 
 import random
-import re
 import shutil
 from pathlib import Path
 
