@@ -179,7 +179,7 @@ def reveal(image: np.ndarray, patches: Sequence[int], grid: int, size: int) -> I
     w = patch_weights(patches, grid, image.shape[0])[..., None]
     img = image.astype(np.float32)
     grey = img.mean(axis=2, keepdims=True)
-    faded = (0.5 * grey + 0.5 * img) * 0.3 + 20.0
+    faded = 0.4 * grey + 0.6 * 96.0  # towards one mid-dark grey: bright and dark pictures alike
     out = img * w + faded * (1 - w)
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8)).resize((size, size), Image.Resampling.LANCZOS)
 
