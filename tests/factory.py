@@ -1,16 +1,21 @@
 """A small, valid asset run for the study server's tests, written through the manifest schema.
 
-No model, no torch, no training (SAG diagrams are drawn by the pipeline's own renderer):
-about a second. What the tests rely on holds by construction rather than by luck of a trained model:
+No torch, no training: a few seconds (the one piece of the pipeline it uses is the
+participants' drawing: SAG diagrams and the concepts' same-spot test, numpy and Pillow only).
+What the tests rely on holds by construction rather than by luck of a trained model:
 
 - the eight gull species the shipped studies name, each with a field-mark guide;
 - per species, test images the "model" gets right and test images it gets wrong (the wrong
   ones name the next species in the list), with probabilities that agree with the prediction
   and confidences spread from 0.40 to 0.95; training images for neighbours and galleries;
+  image ids are numbered species by species, as in CUB (so an id on a page would give the
+  species away);
 - for every test image, every explanation the shipped studies ask for, explaining the
-  predicted class: an iGOS++ heatmap, an XNN concept card, a SAG graph with two
-  counterfactual questions (the first printed in the diagram, the second not; the higher
-  side alternates between A and B), and the three nearest training images;
+  predicted class: an iGOS++ heatmap, an XNN concept card, a SAG graph (its diagram drawn by
+  the pipeline's renderer, as a participant's page carries it) with two counterfactual
+  questions (the first printed in the diagram, the second not; the stronger version first, as
+  the pipeline writes them: the server draws the sides), and the four nearest training images,
+  three of the predicted species and one of the true one;
 - XNN concept galleries for every species.
 
 Pictures are real PNG files drawn with Pillow (a gull in its species' colours), arrays real
@@ -57,7 +62,7 @@ SPECIES = (
     Gull(65, "Slaty-backed Gull", "Slaty_backed_Gull", 95, (240, 205, 50), (235, 150, 160)),
     Gull(66, "Western Gull", "Western_Gull", 115, (245, 200, 40), (235, 160, 160)),
 )
-TEST_RIGHT, TEST_WRONG, TRAIN = 4, 2, 2  # images per species
+TEST_RIGHT, TEST_WRONG, TRAIN = 4, 2, 3  # images per species
 PARTS = ("bill", "head", "mantle", "wingtips", "legs")
 K = 3  # XNN concepts per species
 
@@ -272,7 +277,8 @@ def build_run(assets: Path, name: str = RUN) -> Path:
             predicted = g if right else wrong_as
             confidence = round(0.40 + 0.55 * (k % 12) / 11, 3)  # 0.40 to 0.95
             rel = w.picture(image_id, g)
-            # two training images of the predicted species, then one of the true species
+            # the training images of the predicted species, then one of the true species (which the
+            # server must not show: the examples explain the prediction)
             near = [(t, predicted.cub_id) for t in train[predicted.cub_id]] + [(train[g.cub_id][0], g.cub_id)]
             neighbours = [
                 M.Neighbour(image_id=t, true_class=c, distance=0.2 + 0.1 * j, image=f"images/{t}.png")
@@ -280,7 +286,7 @@ def build_run(assets: Path, name: str = RUN) -> Path:
             ]
             explanations: list[M.Explanation] = [
                 w.heatmap(image_id, predicted.cub_id),
-                w.sag(image_id, predicted.cub_id, confidence, "ab"[k % 2]),
+                w.sag(image_id, predicted.cub_id, confidence, "a"),  # the pipeline writes the stronger first
                 w.concepts(image_id, predicted.cub_id),
                 M.Examples(neighbours=neighbours, seconds=0.01),
             ]
