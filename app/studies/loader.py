@@ -132,6 +132,15 @@ class LoadedStudy:
         return {c.id: c.name for c in self.manifest.classes}
 
 
+def _first_problem(exc: ValidationError) -> str:
+    """One line for many errors: the first field and what is wrong with it, and how many more."""
+    errors = exc.errors()
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"])
+    more = f" and {len(errors) - 1} more" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
 def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
     """Everything needed to serve a study, or StudyError with every problem found."""
     spec, source, content_hash = parse(path)
@@ -148,7 +157,13 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
             ],
         ) from None
     except ValidationError as exc:
-        raise StudyError(str(path), [f"assets: {run / 'manifest.json'} is not a valid manifest ({exc})"]) from None
+        raise StudyError(
+            str(path),
+            [
+                f"assets: {run / 'manifest.json'} is not a valid manifest ({_first_problem(exc)}); a run made "
+                "by an older version is brought up to date by running 'fieldmark explain' on it again (or 'make demo')"
+            ],
+        ) from None
     entries = {e.image_id: e for e in manifest.images}
     graphs: dict[int, SagGraph] = {}
     for e in manifest.images:
