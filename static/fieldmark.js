@@ -67,6 +67,18 @@
   function initCompletion(root) {
     const link = root.querySelector("a[data-redirect]");
     if (link) setTimeout(function () { location.href = link.href; }, 3000);
+    // The code is on the page either way; with JavaScript (and a secure page) it also copies in one click.
+    root.querySelectorAll("button[data-copy]").forEach(function (button) {
+      const code = document.getElementById(button.dataset.copy);
+      if (!code || !navigator.clipboard) return;
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        navigator.clipboard.writeText(code.textContent.trim()).then(
+          function () { button.textContent = "Copied"; },
+          function () { button.textContent = "Select the code and copy it"; }
+        );
+      });
+    });
   }
 
   function init(root) {

@@ -1,0 +1,111 @@
+"""Every screen of every shipped study, in every condition, in real Chromium at 1366x850 and 390x844.
+
+A researcher's preview participant per (study, condition) walks the study by clicking, from the
+consent to the completion page; every page is checked at both sizes (tests/server/browse.py): no
+sideways scrolling, the answer control on the first desktop screen, no console errors, no broken
+images, no text under 12 px. Screenshots of the first page of each step go to var/screens/
+(printed at the end). One browser and one context for the whole module; about a minute.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.bots import local_server
+from app.db import make_engine, session_factory, transaction
+from app.migrate import upgrade
+from app.services import participation as svc
+from app.studies.loader import LoadedStudy, load_all
+from tests.server.browse import walk
+from tests.server.conftest import REPO, SECRET, server_settings
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = REPO / "var" / "screens"
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed")]
+
+
+def _cases() -> list[tuple[str, str]]:
+    import yaml
+
+    out = []
+    for path in sorted((REPO / "studies").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        out += [(doc["id"], c["id"]) for c in doc["conditions"]]
+    return out
+
+
+CASES = _cases()  # read from studies/: a new study or condition is walked without naming it here
+Studies = dict[str, LoadedStudy]
+PENDING: dict[tuple[str, str], str] = {}  # (study, condition) -> why it fails until another branch lands
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, assets_dir: Path) -> Iterator[tuple[str, Any, Studies]]:
+    home = tmp_path_factory.mktemp("browser")
+    url = f"sqlite:///{home / 'browser.db'}"
+    upgrade(url)
+    settings = server_settings(home, url, assets_dir)
+    studies = load_all(REPO / "studies", assets_dir, SECRET)
+    with local_server(settings, studies) as base:
+        yield base, settings, studies
+
+
+@pytest.fixture(scope="module")
+def browser_context() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        context = browser.new_context()
+        yield context
+        context.close()
+        browser.close()
+    if SHOTS.exists():
+        print(f"\nscreenshots: {SHOTS}")
+
+
+def preview_code(settings: Any, study: LoadedStudy, condition: str) -> str:
+    engine = make_engine(settings.db_url)
+    try:
+        with transaction(session_factory(engine)) as s:
+            return svc.preview(s, study, condition, "browser-suite").code
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("study_id", "condition"),
+    [
+        pytest.param(s, c, marks=pytest.mark.xfail(strict=True, reason=PENDING[(s, c)]) if (s, c) in PENDING else ())
+        for s, c in CASES
+    ],
+)
+def test_every_page_fits_both_screens(
+    served: tuple[str, Any, Studies], browser_context: Any, study_id: str, condition: str
+) -> None:
+    base, settings, studies = served
+    study = studies[study_id]
+    code = preview_code(settings, study, condition)
+    shots = SHOTS / f"{study_id}-{condition}"
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    attention = {a for st in study.spec.steps if (a := getattr(st, "answer", None))}
+    page = browser_context.new_page()
+    started = time.monotonic()
+    try:
+        found = walk(page, f"{base}/p/{code}", f"{study_id}-{condition}", shots, attention)
+    finally:
+        page.close()
+    print(f"{study_id}/{condition}: {found.pages} pages in {time.monotonic() - started:.1f} s, shots in {shots}")
+    assert found.kinds >= {"consent", "trials", "completion"}, found.kinds
+    assert all(p.stat().st_size > 5_000 for p in found.shots)
+    assert not found.problems, "\n".join(found.problems[:40])
