@@ -289,9 +289,12 @@ class TrialsStep(StepType[Trials]):
         step, item, study = self.spec(ctx.page), ctx.page.item, ctx.study
         if not step.feedback or item is None or study.assets is None:
             return None
+        task = TASKS[step.task]
         return {
             "correct": bool(row.correct),
-            "detail": TASKS[step.task].feedback(item, study.class_names),
+            "detail": task.feedback(item, study.class_names),
             "image": study.assets.url(study.entries[item.image_id].image),
             "timed_out": bool(row.values and row.values.get("timed_out")),
+            "task_template": task.template,  # what the question showed besides the gull (A and B), shown again
+            **task.view(study, item),
         }
