@@ -15,6 +15,28 @@
     fetch("/p/" + code + "/event", { method: "POST", body: body, keepalive: true }).catch(function () {});
   }
 
+  // Resolves when every picture under `box` has loaded (or failed: a failure is reported, not
+  // waited for) and been decoded: <img> elements, and pictures an inline SVG draws (<image>).
+  function whenShown(box) {
+    if (!box) return Promise.resolve();
+    const waits = [];
+    box.querySelectorAll("img").forEach(function (im) {
+      waits.push(new Promise(function (done) {
+        if (im.complete) return done();
+        im.addEventListener("load", done, { once: true });
+        im.addEventListener("error", done, { once: true });
+      }).then(function () { return im.naturalWidth && im.decode ? im.decode().catch(function () {}) : null; }));
+    });
+    box.querySelectorAll("svg image").forEach(function (el) {
+      const href = el.getAttribute("href") || el.getAttribute("xlink:href");
+      if (!href) return;
+      const copy = new Image();  // the browser's cache (or the data: URL) answers for the SVG's own picture
+      copy.src = href;
+      waits.push(copy.decode().catch(function () {}));
+    });
+    return Promise.all(waits);
+  }
+
   function initTrial(root) {
     const form = root.querySelector("form.trial-form");
     if (!form || form.dataset.ready) return;
@@ -22,35 +44,43 @@
     const token = (form.querySelector("input[name=token]") || {}).value;
     const onset = form.querySelector("[data-onset]");
     const response = form.querySelector("[data-response]");
-    const img = root.querySelector("[data-stimulus]");
-    // Stimulus onset: the first frame after the picture has been decoded.
-    const mark = function () { requestAnimationFrame(function () { onset.value = performance.now().toFixed(1); }); };
-    if (img && !(img.complete && img.naturalWidth)) {
-      img.addEventListener("load", mark, { once: true });
-    } else {
-      mark();
-    }
+    // Stimulus onset: the first frame in which everything the trial shows is on screen: the gull
+    // and every picture of the explanation and the task (A and B), whatever the condition. Until
+    // then the pictures are hidden, so that they appear together.
+    const media = root.querySelector(".trial");
+    if (media) media.classList.add("waiting");
+    whenShown(media).then(function () {
+      requestAnimationFrame(function () {
+        if (media) media.classList.remove("waiting");
+        requestAnimationFrame(function () {
+          onset.value = performance.now().toFixed(1);
+          startTimeLimit(root, form, response, token);  // the time limit counts from onset too
+        });
+      });
+    });
     form.addEventListener("submit", function () { response.value = performance.now().toFixed(1); });
     root.querySelectorAll("img").forEach(function (im) {
       im.addEventListener("error", function () { report("asset_error", im.getAttribute("alt"), token); }, { once: true });
     });
+  }
+
+  function startTimeLimit(root, form, response, token) {
     const box = root.querySelector("[data-time-limit]");
     const limit = box && parseFloat(box.dataset.timeLimit);
-    if (limit > 0) {
-      const timer = root.querySelector("[data-timer]");
-      const started = performance.now();
-      const tick = setInterval(function () {
-        const left = Math.max(0, limit - (performance.now() - started) / 1000);
-        if (timer) timer.textContent = "Time left: " + Math.ceil(left) + " s";
-        if (left <= 0) {
-          clearInterval(tick);
-          form.querySelector("[data-timed-out]").value = "1";
-          response.value = performance.now().toFixed(1);
-          report("timeout", "", token);
-          form.requestSubmit ? form.requestSubmit() : form.submit();
-        }
-      }, 250);
-    }
+    if (!(limit > 0)) return;
+    const timer = root.querySelector("[data-timer]");
+    const started = performance.now();
+    const tick = setInterval(function () {
+      const left = Math.max(0, limit - (performance.now() - started) / 1000);
+      if (timer) timer.textContent = "Time left: " + Math.ceil(left) + " s";
+      if (left <= 0) {
+        clearInterval(tick);
+        form.querySelector("[data-timed-out]").value = "1";
+        response.value = performance.now().toFixed(1);
+        report("timeout", "", token);
+        form.requestSubmit ? form.requestSubmit() : form.submit();
+      }
+    }, 250);
   }
 
   // A second click while the answer is on its way would only be ignored by the server; say so.

@@ -109,3 +109,62 @@ def test_every_page_fits_both_screens(
     assert found.kinds >= {"consent", "trials", "completion"}, found.kinds
     assert all(p.stat().st_size > 5_000 for p in found.shots)
     assert not found.problems, "\n".join(found.problems[:40])
+
+
+ONSET_CASES = [(s, c) for s, c in CASES if s == "sag-counterfactual" or c not in ("none", "prediction")]
+DELAY_MS = 600
+
+# When each picture of the trial finished arriving (resource timing), and the onset the page recorded.
+TIMINGS = """() => {
+  const urls = [...document.querySelectorAll(".trial img")].map((im) => im.src);
+  document.querySelectorAll(".trial svg image").forEach((el) => {
+    const href = el.getAttribute("href") || el.getAttribute("xlink:href");
+    if (href && !href.startsWith("data:")) urls.push(new URL(href, location.href).href);
+  });
+  const end = (url) => Math.max(0, ...performance.getEntriesByName(url).map((e) => e.responseEnd));
+  const stimulus = document.querySelector("[data-stimulus]").src;
+  return {onset: parseFloat(document.querySelector("[data-onset]").value), stimulus: end(stimulus),
+          last: Math.max(...urls.map(end)), pictures: urls.length};
+}"""
+
+
+@pytest.mark.parametrize(("study_id", "condition"), ONSET_CASES)
+def test_onset_is_when_every_picture_of_the_trial_is_shown(
+    served: tuple[str, Any, Studies], browser_context: Any, study_id: str, condition: str
+) -> None:
+    """The explanation's pictures (and A and B) arrive 600 ms after the gull: onset waits for
+    them, in every condition alike (the gull's own arrival is not the onset)."""
+    from tests.server.browse import answer
+
+    base, settings, studies = served
+    study = studies[study_id]
+    url = f"{base}/p/{preview_code(settings, study, condition)}"
+    browser = browser_context.browser
+    first = browser.new_context()  # a fresh cache: every picture comes over the network
+    page = first.new_page()
+    page.goto(url, wait_until="load")
+    while page.locator("main").get_attribute("data-page") != "trials":
+        answer(page, page.locator("main").get_attribute("data-page") or "", set())
+    stimulus = page.locator("[data-stimulus]").get_attribute("src")
+    first.close()
+
+    context = browser.new_context()
+
+    def slow(route: Any) -> None:
+        if not route.request.url.endswith(stimulus):
+            time.sleep(DELAY_MS / 1000)
+        route.continue_()
+
+    context.route("**/asset/**", slow)
+    page = context.new_page()
+    page.goto(url, wait_until="load")
+    page.wait_for_function("document.querySelector('[data-onset]').value !== ''")
+    t = page.evaluate(TIMINGS)
+    inline = page.locator(".trial .explanation svg").count()
+    context.close()
+    if t["pictures"] == 1:  # an explanation drawn in the page itself (an inline SVG) arrives with it
+        assert inline, t
+    else:
+        assert t["last"] >= t["stimulus"] + DELAY_MS * 0.8, t  # the explanation did come later
+    # onset: once the last picture is decoded and painted (a few frames; more on a busy machine)
+    assert t["last"] <= t["onset"] <= t["last"] + 500, t
