@@ -106,7 +106,12 @@ _FIELDS = (  # every trial row's fields; `task` goes third (its values are the r
         ),
     ),
     Recorded("rt_ms", "number", "response time: response_ms - onset_ms (client clock)"),
-    Recorded("onset_ms", "number", "client performance.now() when the stimulus appeared (±1 frame)"),
+    Recorded(
+        "onset_ms",
+        "number",
+        "client performance.now() when everything the trial shows was on screen: the picture and every "
+        "picture of the explanation and the task, loaded and decoded (±1 frame)",
+    ),
     Recorded("response_ms", "number", "client performance.now() at the answer"),
     Recorded("first_onset_ms", "number", "two-stage blocks: onset_ms of the first answer's page"),
     Recorded("first_response_ms", "number", "two-stage blocks: response_ms of the first answer"),
