@@ -168,3 +168,44 @@ def test_onset_is_when_every_picture_of_the_trial_is_shown(
         assert t["last"] >= t["stimulus"] + DELAY_MS * 0.8, t  # the explanation did come later
     # onset: once the last picture is decoded and painted (a few frames; more on a busy machine)
     assert t["last"] <= t["onset"] <= t["last"] + 500, t
+
+
+def test_the_pages_that_end_a_visit_fit_both_screens(served: tuple[str, Any, Studies], browser_context: Any) -> None:
+    """The other page types: screened out, declined, already taken part, a bad link, a missing page."""
+    from tests.server.browse import Walk, check
+
+    base = served[0]
+    found = Walk()
+    shots = SHOTS / "endings"
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    page = browser_context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    try:
+        page.goto(f"{base}/s/seagull-learning?PROLIFIC_PID=young1&STUDY_ID=s&SESSION_ID=x", wait_until="load")
+        page.locator("button[value=agree]").click()
+        page.get_by_label("How old are you?").fill("16")  # type: ignore[call-arg]
+        page.get_by_text("Nothing in particular").click()
+        page.locator("form button[type=submit]").click()
+        page.wait_for_load_state("load")
+        assert "not eligible" in page.inner_text("main")
+        check(page, "screened-out", found, shots)
+        page.goto(f"{base}/s/seagull-learning?PROLIFIC_PID=young1&STUDY_ID=s&SESSION_ID=x", wait_until="load")
+        assert "already" in page.inner_text("h1")
+        check(page, "already-taken-part", found, shots)
+        page.goto(f"{base}/s/seagull-agreement", wait_until="load")
+        page.locator("button[value=decline]").click()
+        page.wait_for_load_state("load")
+        assert "chose not to take part" in page.inner_text("main")
+        check(page, "declined", found, shots)
+        assert not errors, errors
+        for name, path in (("bad-link", "/p/not-a-code"), ("no-study", "/s/no-such-study"), ("no-page", "/nothing")):
+            page.goto(base + path, wait_until="load")
+            check(page, name, found, shots)
+    finally:
+        page.close()
+    # the error pages answer 4xx, which the console reports; nothing else may fail
+    assert all("status of 40" in e for e in errors) and not found.problems, errors + found.problems
+    assert len(found.shots) == 12
