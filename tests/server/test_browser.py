@@ -9,6 +9,7 @@ images, no text under 12 px. Screenshots of the first page of each step go to va
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -48,6 +49,9 @@ PENDING: dict[tuple[str, str], str] = {}  # (study, condition) -> why it fails u
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, assets_dir: Path) -> Iterator[tuple[str, Any, Studies]]:
+    """The factory's run, or FIELDMARK_BROWSER_ASSETS (an assets folder holding a run `demo`, e.g.
+    one `make demo` or the pipeline built) to look at real diagrams and cards."""
+    assets_dir = Path(os.environ.get("FIELDMARK_BROWSER_ASSETS") or assets_dir)
     home = tmp_path_factory.mktemp("browser")
     url = f"sqlite:///{home / 'browser.db'}"
     upgrade(url)
