@@ -212,3 +212,26 @@ def test_the_pages_that_end_a_visit_fit_both_screens(served: tuple[str, Any, Stu
     # already taken part (409) and the error pages (404) answer 4xx, which the console reports; nothing else may fail
     assert all("responded with a status of 4" in e for e in errors) and not found.problems, errors + found.problems
     assert len(found.shots) == 12
+
+
+@pytest.mark.parametrize(("study_id", "condition"), [("seagull-learning", "sag"), ("sag-counterfactual", "sag")])
+def test_the_skip_link_leads_the_keyboard_to_the_answer(
+    served: tuple[str, Any, Studies], browser_context: Any, study_id: str, condition: str
+) -> None:
+    """Tab, Enter on "Skip to the question", Tab: the first answer, past any explanation."""
+    from tests.server.browse import answer
+
+    base, settings, studies = served
+    page = browser_context.new_page()
+    try:
+        page.goto(f"{base}/p/{preview_code(settings, studies[study_id], condition)}", wait_until="load")
+        while page.locator("main").get_attribute("data-page") != "trials":
+            answer(page, page.locator("main").get_attribute("data-page") or "", set())
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == "Skip to the question"
+        page.keyboard.press("Enter")
+        page.keyboard.press("Tab")
+        focused = page.evaluate("[document.activeElement.name, document.activeElement.type]")
+        assert focused == ["answer", "radio"], focused
+    finally:
+        page.close()
