@@ -155,12 +155,29 @@ def walk(page: Any, url: str, prefix: str, shots: Path | None, attention_answers
         errors.clear()
         if kind == "completion" or (not step and kind != "feedback"):
             break
+        links = page.locator("a[href*='/guides']")  # a species reference beside the trial: checked once
+        if links.count() and "guides" not in found.kinds:
+            found.kinds.add("guides")
+            _check_linked(page, links.first.get_attribute("href") or "", f"{prefix}-guides", found, shots)
         if kind == "trials" and _fast_forward(page, url):
             continue
         answer(page, kind, attention_answers)
     else:
         found.problems.append(f"{prefix}: did not reach the completion page in {limit} pages")
     return found
+
+
+def _check_linked(page: Any, href: str, label: str, walk: Walk, shots: Path | None) -> None:
+    """A page the trial links to (opened in a tab of its own), checked at both sizes."""
+    other = page.context.new_page()
+    errors: list[str] = []
+    other.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    try:
+        other.goto(page.url.split("/p/")[0] + href if href.startswith("/") else href, wait_until="load")
+        check(other, label, walk, shots)
+    finally:
+        other.close()
+    walk.problems += [f"{label}: console error: {e}" for e in errors]
 
 
 def _fast_forward(page: Any, url: str) -> bool:
