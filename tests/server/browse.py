@@ -1,6 +1,7 @@
 """A participant's walk through a study in a real browser, checking every page at a desktop and a
-phone size: no sideways scrolling, the answer control on the first desktop screen, no console
-errors, no broken images, no text under 12 px. Used by test_browser.py.
+phone size: no sideways scrolling, the answer control on the first desktop screen (and the gull,
+with its explanation beside it), no console errors, no broken images, no text under 12 px. Used
+by test_browser.py.
 
 Each page is checked at both sizes in the same tab (resizing re-lays it out; no second visit),
 then answered as a person would: by clicking labels and buttons.
@@ -47,6 +48,10 @@ MEASURE = """() => {
   if (submit) out.submit = submit.getBoundingClientRect().bottom;
   const choices = document.querySelectorAll("form.trial-form .choices label");
   if (choices.length) out.last_choice = choices[choices.length - 1].getBoundingClientRect().bottom;
+  const gull = document.querySelector("[data-stimulus]");
+  if (gull) out.gull = gull.getBoundingClientRect().bottom;
+  const explanation = document.querySelector(".trial .explanation");
+  if (explanation) out.explanation = explanation.getBoundingClientRect().top;
   out.height = window.innerHeight;
   return out;
 }""".replace("MIN_PX", str(MIN_TEXT_PX))
@@ -78,6 +83,10 @@ def check(page: Any, label: str, walk: Walk, shots: Path | None) -> None:
         bottom = max(m["submit"] or 0, m["last_choice"] or 0)
         if name == "desktop" and bottom > m["height"]:
             walk.problems.append(f"{where}: the answer ends {bottom:.0f} px down, below the first screen")
+        if name == "desktop" and m.get("gull", 0) > m["height"]:
+            walk.problems.append(f"{where}: the gull ends {m['gull']:.0f} px down, below the first screen")
+        if name == "desktop" and m.get("explanation", 0) > m["height"] / 2:
+            walk.problems.append(f"{where}: the explanation starts {m['explanation']:.0f} px down, not beside the gull")
         if shots is not None:
             path = shots / f"{label}-{name}.png"
             page.screenshot(path=str(path), full_page=True)

