@@ -235,3 +235,24 @@ def test_the_skip_link_leads_the_keyboard_to_the_answer(
         assert focused == ["answer", "radio"], focused
     finally:
         page.close()
+
+
+def test_without_javascript_the_pictures_show_and_the_answer_posts(
+    served: tuple[str, Any, Studies], browser_context: Any
+) -> None:
+    """Hiding the pictures until they have all loaded is JavaScript's: without it nothing is hidden."""
+    from tests.server.browse import answer
+
+    base, settings, studies = served
+    context = browser_context.browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto(f"{base}/p/{preview_code(settings, studies['sag-counterfactual'], 'heatmap')}", wait_until="load")
+        while page.locator("main").get_attribute("data-page") != "trials":
+            answer(page, page.locator("main").get_attribute("data-page") or "", set())
+        assert page.locator(".trial").evaluate("el => getComputedStyle(el).visibility") == "visible"
+        assert page.locator(".trial img").count() == 4  # the gull, the heatmap, A and B
+        answer(page, "trials", set())
+        assert page.locator("main").get_attribute("data-page") == "feedback"
+    finally:
+        context.close()
