@@ -94,6 +94,9 @@ def test_text_is_compressed_and_pictures_are_not(client: TestClient, studies: di
     assert study.assets is not None
     png = client.get(study.assets.url(study.entries[next(iter(study.entries))].image))
     assert png.headers["content-type"] == "image/png" and "content-encoding" not in png.headers
+    svg = next(t for t, path in study.assets.by_token.items() if path.suffix == ".svg")  # a SAG diagram
+    drawn = client.get(f"/asset/{svg}", headers={"Accept-Encoding": "gzip"})
+    assert drawn.headers["content-type"].startswith("image/svg+xml") and drawn.headers["content-encoding"] == "gzip"
 
 
 def test_files_are_cached_for_as_long_as_their_names_hold(client: TestClient, studies: dict[str, LoadedStudy]) -> None:
