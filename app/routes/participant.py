@@ -243,6 +243,22 @@ def feedback(request: Request, visit: VisitDep, page_index: int, session: Sessio
     )
 
 
+@router.get("/p/{code}/guides")
+def guides(request: Request, visit: VisitDep) -> Response:
+    """The study's species reference, opened from a trial (in its own tab: the trial stays put)."""
+    study = visit.study
+    assert study.assets is not None
+    images = [study.assets.url(g) for g in study.spec.guides]
+    return render(
+        request,
+        "guides.html",
+        study=study.spec,
+        participant=visit.participant,
+        code=visit.participant.code,
+        images=images,
+    )
+
+
 @router.post("/p/{code}/event")
 def event(visit: VisitDep, sent: PostedDep, session: SessionDep, settings: SettingsDep) -> Response:
     """Client-side events worth monitoring (an image that failed to load). Small and optional."""

@@ -57,6 +57,7 @@ class Trials(StepSpec):
     two_stage: bool = False  # answer, see the model's advice, answer again
     choices: list[int] | None = None  # classify / simulate: class ids offered (default: all)
     prompt: str | None = None
+    guides: bool = True  # link the study's species guides from each trial (if the study has any)
 
     @field_validator("task")
     @classmethod
