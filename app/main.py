@@ -6,6 +6,7 @@ import gc
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, RedirectResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -19,7 +20,7 @@ from app.settings import Settings, get_settings
 from app.static import REVALIDATE, VersionedFiles, compressed
 from app.static import ROOT as STATIC
 from app.studies.loader import LoadedStudy, load_all
-from app.web import BodyLimit, SecurityHeaders, problem, render
+from app.web import BodyLimit, RefuseNul, SecurityHeaders, problem, render
 
 
 def create_app(settings: Settings | None = None, studies: dict[str, LoadedStudy] | None = None) -> FastAPI:
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, studies: dict[str, LoadedStudy]
     app.state.studies = studies
     app.state.reports = ReportCache(sessions, lambda: choose_engine(settings.stats_engine))
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RefuseNul)  # inside BodyLimit: only bodies of a bounded size are read whole
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(compressed)
     app.mount("/static", VersionedFiles(directory=str(STATIC)), name="static")
@@ -57,6 +59,11 @@ def create_app(settings: Settings | None = None, studies: dict[str, LoadedStudy]
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:  # where browsers look for it unasked
         return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon", headers={"Cache-Control": REVALIDATE})
+
+    @app.exception_handler(DataError)
+    def bad_value(request: Request, exc: DataError) -> Response:
+        """A value the database cannot hold (a number out of its range): the request's fault, a 400."""
+        return render(request, "error.html", status=400, title="Not understood", message="A value was out of range.")
 
     @app.get("/healthz")
     def healthz() -> dict[str, object]:

@@ -40,6 +40,7 @@ from pipeline.models import checkpoint
 from pipeline.models.images import load_uint8, normalise
 from pipeline.models.train import predict_probs
 from pipeline.render.heatmap import overlay
+from pipeline.render.refresh import refresh, sag_diagrams
 
 HEATMAP_METHODS = ("igos", "igospp", "igospp-authors", "gradcam", "ig-blur", "ig-black", "occlusion", "rise")
 METHODS = (*HEATMAP_METHODS, "sag", "xnn", "examples")
@@ -383,6 +384,7 @@ def explain(cfg: ExplainConfig, progress: Progress | None = None) -> schema.Mani
         if not (run.root / run.image(rec.id)).is_file():
             run.write_png(run.image(rec.id), Image.fromarray(pic.permute(1, 2, 0).numpy()))
     run.write_json(run.root / "images.json", entries)
+    refresh(run.root)  # drawings an older renderer made are redrawn from what the run stores
 
     jobs = [
         (m, i, t, c)
@@ -570,7 +572,7 @@ def _sag(w: Work, job: tuple[str, int, str, int], p: SagParams) -> None:
     )
     atomic_write_text(run.root / f"{stem}.json", graph.model_dump_json(indent=1))
     name = class_names[index[cls]]
-    atomic_write_text(run.root / f"{stem}.svg", draw.diagram_svg(graph, image))  # names no class: safe in studies
+    diagrams = sag_diagrams(run.root, stem, graph, image)  # they name no class and no image: safe in studies
     run.write_png(f"{stem}.png", draw.diagram_png(graph, image, name))
     run.write_json(
         run.record("sag", rec.id, target),
@@ -580,7 +582,7 @@ def _sag(w: Work, job: tuple[str, int, str, int], p: SagParams) -> None:
             "target": target,
             "target_class": cls,
             "graph": f"{stem}.json",
-            "diagram_svg": f"{stem}.svg",
+            **diagrams,
             "diagram_png": f"{stem}.png",
             "roots": len(found.roots),
             "files": graph.files(),

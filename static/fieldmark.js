@@ -15,12 +15,15 @@
     fetch("/p/" + code + "/event", { method: "POST", body: body, keepalive: true }).catch(function () {});
   }
 
-  // Resolves when every picture under `box` has loaded (or failed: a failure is reported, not
-  // waited for) and been decoded: <img> elements, and pictures an inline SVG draws (<image>).
+  // Resolves when every picture under `box` that is on show has loaded (or failed: a failure is
+  // reported, not waited for) and been decoded: <img> elements (a <picture>'s chosen source
+  // included), and pictures an inline SVG draws (<image>). Pictures the participant must open
+  // first (lazy ones, those in a closed <details>) are not part of the onset.
   function whenShown(box) {
     if (!box) return Promise.resolve();
     const waits = [];
     box.querySelectorAll("img").forEach(function (im) {
+      if (im.loading === "lazy" || im.closest("details:not([open])")) return;
       waits.push(new Promise(function (done) {
         if (im.complete) return done();
         im.addEventListener("load", done, { once: true });

@@ -210,6 +210,11 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
             for ci in cc.concepts:
                 for g in ci.gallery:
                     index.token(g.overlay)
+    for img in spec.guides:
+        if not (run / img).is_file():
+            problems.append(f"{path}: guides: {img} is not in run {spec.assets!r}")
+        else:
+            index.token(img)
     for step in spec.steps:
         if isinstance(step, Instructions):
             for img in step.images:
