@@ -65,6 +65,7 @@ class Walk:
     pages: int = 0
     shots: list[Path] = field(default_factory=list)
     kinds: set[str] = field(default_factory=set)
+    banners: int = 0  # pages that said "Preview"
 
 
 def check(page: Any, label: str, walk: Walk, shots: Path | None) -> None:
@@ -152,6 +153,7 @@ def walk(page: Any, url: str, prefix: str, shots: Path | None, attention_answers
         kind = page.locator("main").get_attribute("data-page") or "page"
         found.kinds.add(kind)
         found.pages += 1
+        found.banners += page.locator(".preview-banner").is_visible()
         form_page = page.locator("input[name=page]")
         step = form_page.get_attribute("value") if form_page.count() else ""
         key = f"{kind}-{_block(page, kind)}"

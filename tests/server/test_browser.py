@@ -111,6 +111,7 @@ def test_every_page_fits_both_screens(
         page.close()
     print(f"{study_id}/{condition}: {found.pages} pages in {time.monotonic() - started:.1f} s, shots in {shots}")
     assert found.kinds >= {"consent", "trials", "completion"}, found.kinds
+    assert found.banners == found.pages  # a researcher's preview says so on every page
     assert all(p.stat().st_size > 5_000 for p in found.shots)
     assert not found.problems, "\n".join(found.problems[:40])
 
