@@ -16,12 +16,13 @@ from pipeline.provenance import file_hash
 CHEAP = {
     "igos": {"iterations": 2, "steps": 2},
     "igospp": {"iterations": 2, "steps": 2},
+    "igospp-authors": {"iterations": 2, "steps": 2},
     "ig-blur": {"steps": 4},
     "ig-black": {"steps": 4},
     "occlusion": {"window": 112, "stride": 112},
     "rise": {"masks": 16},
 }
-ALL = parse_methods("igos,igospp,gradcam,ig,occlusion,rise,examples")
+ALL = parse_methods("igos,igospp,igospp-authors,gradcam,ig,occlusion,rise,examples")
 
 
 def config(model: Path, ds: Dataset, out: Path, **kw: object) -> ExplainConfig:
