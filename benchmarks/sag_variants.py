@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     ds = read_dataset(data)
     recs = select(ds, cfg)
     pics = load_uint8([ds.image_path(r) for r in recs], lm.transform)
-    preds = predict_probs(lm.model, pics, lm.transform, torch.device("cpu")).argmax(1)
+    preds = torch.as_tensor(predict_probs(lm.model, pics, lm.transform, torch.device("cpu"))).argmax(1)
     rows = []
     with frozen(lm.model):
         for name, change in VARIANTS.items():
