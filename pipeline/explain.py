@@ -57,7 +57,7 @@ DESCRIPTIONS = {
     "rise": "RISE (Petsiuk et al. 2018): probability-weighted average of random masks",
     "sag": "structured attention graph (Shitole et al. 2021): minimal sufficient patch sets by beam search",
     "xnn": "XNN (Qi et al.): per-class sparse reconstruction autoencoders; concepts with I-GOS maps",
-    "examples": "the k training images nearest in the classifier's penultimate feature space",
+    "examples": "the k training images of the predicted class nearest in the classifier's penultimate feature space",
 }
 
 
@@ -394,7 +394,7 @@ def explain(cfg: ExplainConfig, progress: Progress | None = None) -> schema.Mani
         if not run.record(m, rec.id, t).is_file()
     ]
     examples_todo = "examples" in cfg.methods and any(
-        not run.record("examples", r.id, "predicted").is_file() for r in recs
+        _examples_stale(run.record("examples", r.id, "predicted"), entries[r.id]["predicted_class"]) for r in recs
     )
     total, done = len(jobs) + (len(recs) if examples_todo else 0), 0
     work = Work(cfg, run, ds, lm, model, device, recs, uint8, entries)
@@ -610,6 +610,13 @@ def _xnn(w: Work, p: XnnParams, progress: Progress | None) -> None:
     stage.report(xnns, meta, train_x, step("xnn: concept galleries"))
 
 
+def _examples_stale(record: Path, predicted: int) -> bool:
+    """Not written yet, or written before examples kept to the predicted class (then redone)."""
+    if not record.is_file():
+        return True
+    return any(n["true_class"] != predicted for n in json.loads(record.read_text())["neighbours"])
+
+
 def _examples(w: Work, params: dict[str, Any]) -> None:
     run, ds, recs, model, uint8, _, _, device, cfg = w.unpack()
     lm = w.lm
@@ -621,9 +628,15 @@ def _examples(w: Work, params: dict[str, Any]) -> None:
     queries = _embed(model, uint8, lm.transform, device)
     pos = {r.id: j for j, r in enumerate(train)}
     exclude = torch.tensor([pos.get(r.id, -1) for r in recs])
-    idx, dist = nearest(queries, bank, int(params["k"]), exclude)
+    # The examples explain the prediction: the nearest training images of the class the model
+    # predicted. Nearest images of any class would show, when the model is wrong, pictures
+    # labelled with the true species: the answer key of a verify task.
+    predicted = torch.tensor([w.entries[r.id]["predicted_class"] for r in recs])
+    classes = torch.tensor([r.class_id for r in train])
+    allowed = classes[None, :] == predicted[:, None]
+    idx, dist = nearest(queries, bank, int(params["k"]), exclude, allowed)
     seconds = (time.perf_counter() - t0) / len(recs)
-    needed = {int(j) for j in idx.flatten()}
+    needed = {int(j) for j, d in zip(idx.flatten(), dist.flatten(), strict=True) if torch.isfinite(d)}
     pics = load_uint8([ds.image_path(train[j]) for j in sorted(needed)], lm.transform)
     for j, pic in zip(sorted(needed), pics, strict=True):
         rel = run.image(train[j].id)
@@ -638,6 +651,7 @@ def _examples(w: Work, params: dict[str, Any]) -> None:
                 "image": run.image(train[int(j)].id),
             }
             for j, d in zip(idx[q], dist[q], strict=True)
+            if torch.isfinite(d)
         ]
         run.write_json(
             run.record("examples", rec.id, "predicted"),

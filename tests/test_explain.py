@@ -92,6 +92,7 @@ def test_every_method_for_every_image_and_the_true_class_when_wrong(run: Path) -
         ex = entry.explanation("examples")
         assert isinstance(ex, schema.Examples) and len(ex.neighbours) == 3
         assert all(n.image_id != entry.image_id for n in ex.neighbours)
+        assert all(n.true_class == entry.predicted_class for n in ex.neighbours)  # they explain the prediction
         assert [n.distance for n in ex.neighbours] == sorted(n.distance for n in ex.neighbours)
     assert any(not e.correct for e in m.images), "the two-epoch model should get one of these wrong"
 
