@@ -69,7 +69,7 @@ class, the paper's parameters (28×28, 15 iterations, 20 integration points). λ
 (1 until iteration 7; ÷ 10 from 8 if the score had moved ≤ 0.001; ÷ 5 from 13 if ≤ 0.01). The issue's CPU port of
 the authors' code gave deletion 0.432 on image 402 (an earlier demo model; ours then 0.640). Spearman: of the two masks.
 
-| image | predicted | p(image) | p(blur) | λ1 | del, schedule ↓ | del, none ↓ | ins, schedule ↑ | ins, none ↑ | Spearman |
+| image | predicted | p(image) | p(blur) | λ1 | del, sched. ↓ | del, none ↓ | ins, sched. ↑ | ins, none ↑ | Spearman |
 |---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 """,
