@@ -99,8 +99,15 @@ class AssetIndex:
         self.by_path: dict[str, str] = {}
 
     def token(self, rel: str) -> str:
+        """The file's name in URLs. It covers the file's size and modification time, so a file
+        rebuilt in place gets a new name: browsers may keep a served file for good."""
         if rel not in self.by_path:
-            digest = hmac.new(self.secret, f"{self.run.name}/{rel}".encode(), hashlib.sha256).digest()
+            try:
+                st = (self.run / rel).stat()
+                stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            except OSError:
+                stamp = "missing"  # reported by the loader's check of every file a study needs
+            digest = hmac.new(self.secret, f"{self.run.name}/{rel}:{stamp}".encode(), hashlib.sha256).digest()
             token = base64.urlsafe_b64encode(digest[:18]).decode()
             self.by_path[rel] = token
             self.by_token[token] = self.run / rel
