@@ -30,6 +30,7 @@ from pipeline.devices import default_max_batch, resolve_device
 from pipeline.errors import PipelineError
 from pipeline.methods import baselines as bl
 from pipeline.methods.common import ClassProbability, black_baseline, blurred_baseline, frozen, gaussian_blur
+from pipeline.methods.deviations import DEVIATIONS, REFERENCE_CODE
 from pipeline.methods.examples import nearest
 from pipeline.methods.igos import IGOSPP_AUTHORS, IGOSPP_DEFAULTS, IgosParams, igos, igos_pp
 from pipeline.methods.sag import SagParams, search
@@ -730,7 +731,16 @@ def build_manifest(
             "created": provenance.now(),
         },
         "classes": [{"id": c, "name": n} for c, n in zip(lm.class_ids, lm.class_names, strict=True)],
-        "methods": {m: {"description": DESCRIPTIONS[m], "params": saved["methods"][m]} for m in METHODS if m in used},
+        "methods": {
+            m: {
+                "description": DESCRIPTIONS[m],
+                "params": saved["methods"][m],
+                "reference_code": REFERENCE_CODE[m],
+                "deviations": [d.as_dict() for d in DEVIATIONS[m]],
+            }
+            for m in METHODS
+            if m in used
+        },
         "protocols": {k: v.as_dict() for k, v in PROTOCOLS.items()},
         "parts": parts,
         "images": images,
