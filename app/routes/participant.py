@@ -199,7 +199,7 @@ def show(request: Request, code: str, session: SessionDep, studies: StudiesDep, 
             prolific=bool(study.spec.prolific and p.external_pid),
         )
     page = svc.current(study, p)
-    if visit.joining is None:  # the consent page before consent: nobody to note it for
+    if visit.joining is None:  # a stand-in before consent is never stored
         svc.served(p, page)
     return _page(request, session, settings, visit, page)
 
@@ -234,8 +234,8 @@ def answer(
         visit = Visit(p, study)
     try:
         outcome = svc.submit(session, study, p, page_index, sent.form, sent.multi)
-    except Invalid as invalid:  # nothing changed: the same page again, with what to fix
-        return _page(request, session, settings, visit, svc.current(study, p), invalid.errors, 422)
+    except Invalid as invalid:  # nothing changed: the same page again, with what to fix and what was typed
+        return _page(request, session, settings, visit, svc.current(study, p), invalid.errors, 422, sent)
     if outcome.feedback_page is not None:
         response = RedirectResponse(f"/p/{p.code}/feedback/{outcome.feedback_page}", status_code=303)
     else:
@@ -260,6 +260,23 @@ def feedback(
     )
 
 
+@router.get("/p/{code}/guides")
+def guides(request: Request, code: str, session: SessionDep, studies: StudiesDep, settings: SettingsDep) -> Response:
+    """The study's species reference, opened from a trial (in its own tab: the trial stays put)."""
+    visit = visiting(request, session, studies, settings, code)
+    study = visit.study
+    assert study.assets is not None
+    images = [study.assets.url(g) for g in study.spec.guides]
+    return render(
+        request,
+        "guides.html",
+        study=study.spec,
+        participant=visit.participant,
+        code=visit.participant.code,
+        images=images,
+    )
+
+
 @router.post("/p/{code}/event")
 def event(
     request: Request, code: str, sent: PostedDep, session: SessionDep, studies: StudiesDep, settings: SettingsDep
@@ -279,8 +296,10 @@ def event(
 
 
 def _progress(study: LoadedStudy, p: Participant) -> dict[str, int]:
+    """Pages done of all; a completed participant (on the last page, the thank-you) has done them all."""
     total = page_count(study)
-    return {"done": min(p.cursor, total), "total": total, "percent": round(100 * min(p.cursor, total) / max(1, total))}
+    done = total if p.status == "completed" else min(p.cursor, total)
+    return {"done": done, "total": total, "percent": round(100 * done / max(1, total))}
 
 
 def _page(
@@ -291,8 +310,11 @@ def _page(
     page: Page,
     errors: dict[str, str] | None = None,
     status: int = 200,
+    sent: Posted | None = None,
 ) -> Response:
-    """Every page's common context, and what the page's step type shows."""
+    """Every page's common context, and what the page's step type shows. A page shown again
+    after a validation error keeps what the participant had entered (`values`: each field's
+    value; `chosen`: every checked value of each field)."""
     p, study = visit.participant, visit.study
     kind = step_type(page.step)
     context: dict[str, Any] = {
@@ -301,6 +323,8 @@ def _page(
         "page": page,
         "step": page.step,
         "errors": errors or {},
+        "values": sent.form if sent else {},
+        "chosen": {k: sent.multi.get(k, [v]) for k, v in sent.form.items()} if sent else {},
         "token": page_token(settings.secret_key, p.code),
         "progress": _progress(study, p),
         "code": p.code,

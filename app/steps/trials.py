@@ -57,6 +57,7 @@ class Trials(StepSpec):
     two_stage: bool = False  # answer, see the model's advice, answer again
     choices: list[int] | None = None  # classify / simulate: class ids offered (default: all)
     prompt: str | None = None
+    guides: bool = True  # link the study's species guides from each trial (if the study has any)
 
     @field_validator("task")
     @classmethod
@@ -118,18 +119,17 @@ _FIELDS = (  # every trial row's fields; `task` goes third (its values are the r
         "response time on the server's clock: the trial page first served -> the (final) answer received; "
         "needs no JavaScript, includes page loading and the network (two-stage blocks: both stages)",
     ),
-    Recorded("onset_ms", "number", "client performance.now() when the stimulus appeared (±1 frame)"),
+    Recorded(
+        "onset_ms",
+        "number",
+        "client performance.now() when everything the trial shows was on screen: the picture and every "
+        "picture of the explanation and the task, loaded and decoded (±1 frame)",
+    ),
     Recorded("response_ms", "number", "client performance.now() at the answer"),
     Recorded("first_onset_ms", "number", "two-stage blocks: onset_ms of the first answer's page"),
     Recorded("first_response_ms", "number", "two-stage blocks: response_ms of the first answer"),
     in_values(
         "timed_out", "boolean", "the time limit ran out before an answer (time_limit_s blocks)", "true, or empty"
-    ),
-    Recorded(
-        "tab_hidden",
-        "boolean",
-        "the browser tab was hidden (another tab or window in front) while the trial was shown",
-        "true, false, or empty without JavaScript",
     ),
     in_values(
         "timing_discarded",
@@ -138,6 +138,12 @@ _FIELDS = (  # every trial row's fields; `task` goes third (its values are the r
         "onset_ms/response_ms is missing or not a number; negative or beyond 24 hours; response before onset",
     ),
     Recorded("served_at", "datetime", "server time the trial page was first served (UTC)"),
+    Recorded(
+        "tab_hidden",
+        "boolean",
+        "the browser tab was hidden (another tab or window in front) while the trial was shown",
+        "true, false, or empty without JavaScript",
+    ),
     Recorded("first_received_at", "datetime", "two-stage blocks: server time of the first answer (UTC)"),
     Recorded("received_at", "datetime", "server time the (final) answer was stored (UTC)"),
 )
@@ -258,9 +264,9 @@ class TrialsStep(StepType[Trials]):
                     existing.values = {**(existing.values or {}), **extra}
                 existing.complete = True
                 existing.received_at = ctx.now
+                existing.server_rt_ms = ctx.server_rt_ms()  # both stages
                 if a.hidden is not None:  # hidden in either stage
                     existing.tab_hidden = bool(existing.tab_hidden) or a.hidden
-                existing.server_rt_ms = ctx.server_rt_ms()  # both stages
                 return Stored()
             if a.stage != "1":
                 raise Conflict("this trial's first answer has not been given yet")
@@ -283,9 +289,9 @@ class TrialsStep(StepType[Trials]):
             model_confidence=item.confidence,
             model_correct=item.model_correct,
             values=values or None,
-            tab_hidden=a.hidden,
             served_at=ctx.served_at,
             server_rt_ms=ctx.server_rt_ms(),
+            tab_hidden=a.hidden,
         )
         if step.two_stage:
             row.first_answer, row.first_correct, row.first_confidence = a.answer or None, correct, a.confidence
@@ -336,9 +342,12 @@ class TrialsStep(StepType[Trials]):
         step, item, study = self.spec(ctx.page), ctx.page.item, ctx.study
         if not step.feedback or item is None or study.assets is None:
             return None
+        task = TASKS[step.task]
         return {
             "correct": bool(row.correct),
-            "detail": TASKS[step.task].feedback(item, study.class_names),
+            "detail": task.feedback(item, study.class_names),
             "image": study.assets.url(study.entries[item.image_id].image),
             "timed_out": bool(row.values and row.values.get("timed_out")),
+            "task_template": task.template,  # what the question showed besides the gull (A and B), shown again
+            **task.view(study, item),
         }
