@@ -58,8 +58,8 @@ class Overlap:
             )
         return (
             f"{path}: tests {len(ids)} pictures that study {self.teacher!r} shows labelled (images {shown}); "
-            f"declare it with `shares_stimuli_with: [{self.teacher}]` (and keep participants from taking both) "
-            "or draw other pictures"
+            f"draw other pictures with `avoid_stimuli_of: [{self.teacher}]`, or accept it with "
+            f"`shares_stimuli_with: [{self.teacher}]` (and keep participants from taking both)"
         )
 
 

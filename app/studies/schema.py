@@ -121,6 +121,9 @@ class StudySpec(Strict):
     # studies of the same run that show labelled some pictures this one tests (feedback, examples,
     # galleries): a deliberate choice, checked by `fieldmark study check` (app/studies/overlap.py)
     shares_stimuli_with: list[str] = Field(default_factory=list)
+    # studies (loaded first, from the same studies folder) whose taught pictures this study never
+    # tests, and whose tested pictures it never teaches: item selection leaves them out
+    avoid_stimuli_of: list[str] = Field(default_factory=list)
     # the species reference (files of the run, e.g. field-mark guides), linked from every trial
     # of a block with `guides: true`: every condition gets the same one
     guides: list[str] = Field(default_factory=list)
