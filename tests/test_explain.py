@@ -215,7 +215,7 @@ def test_sag_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> No
     for q in graph.questions:
         assert q.higher == ("a" if q.a.confidence > q.b.confidence else "b")
     ns = "{http://www.w3.org/2000/svg}"
-    for rel, widest in ((sag.diagram_svg, 516), (sag.diagram_phone, 360)):
+    for rel, widest in ((sag.diagram_svg, 516), (sag.diagram_phone, 240)):
         svg = ET.fromstring((out / rel).read_text())
         assert int(svg.get("width", "999")) <= widest and svg.find(f"{ns}title") is not None
         # one picture per shown root and per child of one, nothing focusable, no ids

@@ -50,7 +50,7 @@ def test_sag_is_a_file_of_its_own_with_a_key(client: TestClient, studies: dict[s
     phone = re.search(r'<source media="\(max-width: 600px\)" srcset="(/asset/[^"]+)">', part)
     assert desktop and phone and "Green: squares" in part and "Red: one of them" in part
     assert "96%" in desktop.group(2)  # the alt text gives the shares the diagram prints
-    for url, widest in ((desktop.group(1), 516), (phone.group(1), 360)):
+    for url, widest in ((desktop.group(1), 516), (phone.group(1), 240)):
         r = client.get(url)
         assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
         width = re.search(r'<svg [^>]*width="(\d+)"', r.text)
