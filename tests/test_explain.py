@@ -31,7 +31,7 @@ def config(model: Path, ds: Dataset, out: Path, **kw: object) -> ExplainConfig:
         "out": out,
         "methods": ALL,
         "images": [2, 6, 10],
-        "overrides": CHEAP,
+        "params": CHEAP,
         "protocols": ("igos",),
         "device": "cpu",
         "max_batch": 64,
@@ -128,7 +128,7 @@ def test_refuses_to_mix_runs(tmp_path: Path, tiny_model: Path, tiny_gulls: Datas
                 out,
                 methods=["igos"],
                 images=[2],
-                overrides={"igos": {"iterations": 3, "steps": 2}},
+                params={"igos": {"iterations": 3, "steps": 2}},
             )
         )
     busy = tmp_path / "busy"
@@ -167,7 +167,7 @@ def test_sag_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> No
 
     out = tmp_path / "s"
     cheap = {"sag": {"order_iterations": 1, "order_steps": 4, "max_roots": 3, "patience": 2}}
-    explain(config(tiny_model, tiny_gulls, out, methods=["sag"], images=[2], overrides=cheap, explain_true=False))
+    explain(config(tiny_model, tiny_gulls, out, methods=["sag"], images=[2], params=cheap, explain_true=False))
     m = schema.load(out)
     assert m.missing_files(out) == []
     sag = m.images[0].explanation("sag")
@@ -193,10 +193,15 @@ def test_sag_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> No
 def test_xnn_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> None:
     out = tmp_path / "x"
     cheap = {
-        "xnn": {"epochs": 3, "pretrain_epochs": 1, "max_rounds": 1, "gallery": 2},
-        "xnn-heatmap": {"iterations": 2, "steps": 2},
+        "xnn": {
+            "epochs": 3,
+            "pretrain_epochs": 1,
+            "max_rounds": 1,
+            "gallery": 2,
+            "heatmap": {"iterations": 2, "steps": 2},
+        },
     }
-    explain(config(tiny_model, tiny_gulls, out, methods=["xnn"], images=[2, 6], overrides=cheap))
+    explain(config(tiny_model, tiny_gulls, out, methods=["xnn"], images=[2, 6], params=cheap))
     m = schema.load(out)
     assert m.missing_files(out) == []
     assert m.xnn is not None and m.xnn.k == 5 and m.xnn.feature_dim == 128
