@@ -1,15 +1,20 @@
-"""What a condition's explanation is for one image, which files it needs, and what a page shows.
+"""The kinds of explanation a study condition can show, one spec each.
 
-The app's side of the explanation kinds (heatmap, concepts, sag, examples): the loader asks
-which files to check and serve, the trial page what to show, the instructions page what the
-participant's explanation looks like.
+A kind (a condition's `explanation:` in a study file) says which manifest record it shows (and
+for heatmaps, that the condition names the method), which files a participant's page needs
+(the loader checks and serves exactly these), what the trial page shows (`view`, rendered by
+its `template` under templates/explanations/) and what the instructions page says about it
+(`intro_template`, with `intro` for its extra content). The pipeline's methods say which kind
+they write (pipeline/explain/methods.py); a new kind is one spec here and its two templates.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from app.assets.manifest import Concepts, Examples, Heatmap, ImageEntry, Sag
+from app.assets.manifest import Concepts, Examples, Heatmap, ImageEntry, Manifest, Sag
 
 if TYPE_CHECKING:
     from app.studies.loader import LoadedStudy
@@ -18,52 +23,37 @@ if TYPE_CHECKING:
 Shown = Heatmap | Concepts | Sag | Examples
 
 
-def explanation_for(entry: ImageEntry, condition: Condition) -> Shown | None:
-    kind = {"heatmap": condition.method, "concepts": "xnn", "sag": "sag", "examples": "examples"}
-    method = kind.get(condition.explanation)
-    return entry.explanation(method, "predicted") if method else None
+def _nothing(study: LoadedStudy) -> dict[str, Any]:
+    return {}
 
 
-def files(e: Shown) -> list[str]:
-    """The files a participant's page shows for this explanation."""
-    if isinstance(e, Heatmap):
-        return [e.overlay]
-    if isinstance(e, Concepts):
-        return [e.card, *(c.overlay for c in e.significant)]
-    if isinstance(e, Sag):
-        return [e.diagram_svg, *e.files]
-    return [n.image for n in e.neighbours]
+def _no_files(manifest: Manifest) -> list[str]:
+    return []
 
 
-def shown_view(study: LoadedStudy, entry: ImageEntry, condition: Condition) -> dict[str, Any] | None:
-    """The trial page's explanation, or None if the condition shows none."""
-    found = explanation_for(entry, condition)
-    assets = study.assets
-    assert assets is not None
-    if found is None:
-        return None
-    if isinstance(found, Heatmap):
-        return {"kind": "heatmap", "url": assets.url(found.overlay)}
-    if isinstance(found, Concepts):
-        return {"kind": "concepts", "url": assets.url(found.card), "summary": found.summary}
-    if isinstance(found, Sag):
-        return {"kind": "sag", "svg": (study.run / found.diagram_svg).read_text(encoding="utf-8")}
-    names = study.class_names
-    return {
-        "kind": "examples",
-        "neighbours": [{"url": assets.url(n.image), "label": names[n.true_class]} for n in found.neighbours],
-    }
+@dataclass(frozen=True)
+class Kind:
+    name: str  # what a study file writes: `explanation: NAME`
+    record: type[Shown]  # the manifest record it shows
+    method: str | None  # the pipeline method that writes it; None: the condition names one (`method:`)
+    files: Callable[[Any], list[str]]  # the files a participant's page shows of one record
+    view: Callable[[LoadedStudy, Any], dict[str, Any]]  # what the trial page's template gets
+    intro: Callable[[LoadedStudy], dict[str, Any]] = _nothing  # the instructions page's extra content
+    study_files: Callable[[Manifest], list[str]] = _no_files  # files shown once per study (e.g. galleries)
+
+    @property
+    def template(self) -> str:
+        return f"explanations/{self.name}.html"
+
+    @property
+    def intro_template(self) -> str:
+        return f"explanations/{self.name}_intro.html"
 
 
-def intro(study: LoadedStudy, condition: Condition) -> dict[str, Any]:
-    """What the participant's explanation looks like, and for concepts the galleries of each class."""
-    out: dict[str, Any] = {
-        "kind": condition.explanation,
-        "show_prediction": condition.show_prediction,
-        "show_confidence": condition.show_confidence,
-        "galleries": [],
-    }
-    if condition.explanation == "concepts" and study.manifest.xnn and study.assets:
+def _concept_galleries(study: LoadedStudy) -> dict[str, Any]:
+    """Each species' concepts on the training pictures where they are strongest."""
+    galleries = []
+    if study.manifest.xnn and study.assets:
         names = study.class_names
         for cc in study.manifest.xnn.classes:
             concepts = [
@@ -72,5 +62,93 @@ def intro(study: LoadedStudy, condition: Condition) -> dict[str, Any]:
                 if ci.gallery and ci.mean_contribution > 0
             ]
             if concepts:
-                out["galleries"].append({"species": names[cc.class_id], "concepts": concepts})
-    return out
+                galleries.append({"species": names[cc.class_id], "concepts": concepts})
+    return {"galleries": galleries}
+
+
+def _gallery_files(manifest: Manifest) -> list[str]:
+    if manifest.xnn is None:
+        return []
+    return [g.overlay for cc in manifest.xnn.classes for ci in cc.concepts for g in ci.gallery]
+
+
+def _url(study: LoadedStudy, rel: str) -> str:
+    assert study.assets is not None
+    return study.assets.url(rel)
+
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind(
+            "heatmap",
+            Heatmap,
+            None,
+            files=lambda e: [e.overlay],
+            view=lambda study, e: {"url": _url(study, e.overlay)},
+        ),
+        Kind(
+            "concepts",
+            Concepts,
+            "xnn",
+            files=lambda e: [e.card, *(c.overlay for c in e.significant)],
+            view=lambda study, e: {"url": _url(study, e.card), "summary": e.summary},
+            intro=_concept_galleries,
+            study_files=_gallery_files,
+        ),
+        Kind(
+            "sag",
+            Sag,
+            "sag",
+            files=lambda e: [e.diagram_svg, *e.files],
+            view=lambda study, e: {"svg": (study.run / e.diagram_svg).read_text(encoding="utf-8")},
+        ),
+        Kind(
+            "examples",
+            Examples,
+            "examples",
+            files=lambda e: [n.image for n in e.neighbours],
+            view=lambda study, e: {
+                "neighbours": [
+                    {"url": _url(study, n.image), "label": study.class_names[n.true_class]} for n in e.neighbours
+                ]
+            },
+        ),
+    )
+}
+NAMES = ("none", *KINDS)  # what `explanation:` may say
+
+
+def explanation_for(entry: ImageEntry, condition: Condition) -> Shown | None:
+    """The record this condition shows with this image (its prediction's), or None."""
+    kind = KINDS.get(condition.explanation)
+    if kind is None:
+        return None
+    found = entry.explanation(kind.method or condition.method or "", "predicted")
+    return found if isinstance(found, kind.record) else None
+
+
+def files(condition: Condition, e: Shown) -> list[str]:
+    """The files a participant's page shows for this explanation."""
+    return KINDS[condition.explanation].files(e)
+
+
+def shown_view(study: LoadedStudy, entry: ImageEntry, condition: Condition) -> dict[str, Any] | None:
+    """The trial page's explanation, or None if the condition shows none."""
+    found = explanation_for(entry, condition)
+    if found is None:
+        return None
+    kind = KINDS[condition.explanation]
+    return {"kind": kind.name, "template": kind.template, **kind.view(study, found)}
+
+
+def intro(study: LoadedStudy, condition: Condition) -> dict[str, Any]:
+    """What the participant's explanation looks like (and for concepts the galleries of each class)."""
+    kind = KINDS.get(condition.explanation)
+    return {
+        "kind": condition.explanation,
+        "template": kind.intro_template if kind else None,
+        "show_prediction": condition.show_prediction,
+        "show_confidence": condition.show_confidence,
+        **({"galleries": []} | (kind.intro(study) if kind else {})),
+    }

@@ -186,18 +186,16 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
                         it.image_id
                     )
                     continue
-                for f in explanations.files(found):
+                for f in explanations.files(condition, found):
                     index.token(f)
     for what, ids in missing.items():
         problems.append(
             f"{path}: run {spec.assets!r} lacks {what} for images {sorted(ids)[:12]}"
             f"{' and more' if len(ids) > 12 else ''}"
         )
-    if manifest.xnn is not None and any(c.explanation == "concepts" for c in spec.conditions):
-        for cc in manifest.xnn.classes:
-            for ci in cc.concepts:
-                for g in ci.gallery:
-                    index.token(g.overlay)
+    for kind in dict.fromkeys(c.explanation for c in spec.conditions):
+        for f in explanations.KINDS[kind].study_files(manifest) if kind in explanations.KINDS else []:
+            index.token(f)
     for step in spec.steps:
         if isinstance(step, Instructions):
             for img in step.images:

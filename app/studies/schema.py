@@ -17,8 +17,14 @@ from app.steps.consent import Consent
 from app.steps.plain import Completion
 from app.steps.trials import Trials
 from app.studies.base import StepSpec, Strict, slug
+from app.studies.explanations import KINDS
+from app.studies.explanations import NAMES as EXPLANATION_NAMES
 
-Explanation = Literal["none", "heatmap", "concepts", "sag", "examples"]
+# what `explanation:` may say: "none" or a kind of app/studies/explanations.py
+if TYPE_CHECKING:
+    Explanation = str
+else:
+    Explanation = Literal[EXPLANATION_NAMES]
 
 
 class Condition(Strict):
@@ -35,9 +41,11 @@ class Condition(Strict):
 
     @model_validator(mode="after")
     def _coherent(self) -> Condition:
-        if self.explanation == "heatmap" and not self.method:
-            raise ValueError("a heatmap condition needs `method` (e.g. igospp)")
-        if self.explanation != "heatmap" and self.method:
+        kind = KINDS.get(self.explanation)
+        names_method = kind is not None and kind.method is None  # the condition names the method (heatmaps)
+        if names_method and not self.method:
+            raise ValueError(f"a {self.explanation} condition needs `method` (e.g. igospp)")
+        if not names_method and self.method:
             raise ValueError("`method` applies to heatmap conditions only")
         if self.show_confidence and not self.show_prediction:
             raise ValueError("show_confidence needs show_prediction: a confidence alone names no answer")
