@@ -242,6 +242,14 @@ def explain_command(
         typer.Option("--max-batch", help="Model inputs per forward pass [default: 40 on a CPU, 160 on a GPU]"),
     ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="Change a method's parameter, METHOD.NAME=VALUE (repeatable), e.g. igos.iterations=5 or "
+            "xnn.heatmap.steps=5; the names are in docs/explanations.md and the manifest.",
+        ),
+    ] = None,
 ) -> None:
     from pipeline.explain import ExplainConfig, explain, parse_ids, parse_methods
 
@@ -264,6 +272,7 @@ def explain_command(
         seed=seed,
         batch=batch,
         max_batch=max_batch,
+        params=registry.parse_param_changes(param or []),
     )
     with progress_bar("explaining") as update:
         manifest = explain(cfg, lambda i, n, phase: update(i, n, phase))

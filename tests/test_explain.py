@@ -229,3 +229,15 @@ def test_xnn_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> No
             assert im.width > 400
         if not entry.correct:
             assert isinstance(entry.explanation("xnn", "true"), schema.Concepts)
+
+
+def test_param_changes_from_the_command_line() -> None:
+    from pipeline.explain.registry import parse_param_changes
+
+    assert parse_param_changes(["igos.iterations=5", "sag.baseline=black", "xnn.heatmap.steps=4", "igos.l1=0.5"]) == {
+        "igos": {"iterations": 5, "l1": 0.5},
+        "sag": {"baseline": "black"},
+        "xnn": {"heatmap": {"steps": 4}},
+    }
+    with pytest.raises(PipelineError, match=r"METHOD\.NAME=VALUE"):
+        parse_param_changes(["igos.iterations"])

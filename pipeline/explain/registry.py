@@ -13,6 +13,7 @@ parameter class, a saliency function) is reached through a function that imports
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -129,6 +130,28 @@ def help_text() -> str:
     lines = [f"{m.name}: {m.description}" for m in METHODS.values()]
     lines += [f"{a}: {' and '.join(members)}" for a, members in ALIASES.items()]
     return "\n\n".join(lines)
+
+
+def parse_param_changes(items: list[str]) -> dict[str, dict[str, Any]]:
+    """`--param METHOD.NAME=VALUE` (repeatable; a group: METHOD.GROUP.NAME=VALUE) as `ExplainConfig.params`.
+
+    VALUE is read as JSON (5, 0.5, true, "black") and otherwise taken as text (black).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        path = key.strip().split(".")
+        if not sep or len(path) not in (2, 3) or not all(path):
+            raise PipelineError(f"--param {item!r}: write METHOD.NAME=VALUE, e.g. igos.iterations=5")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        target = out.setdefault(path[0], {})
+        if len(path) == 3:
+            target = target.setdefault(path[1], {})
+        target[path[-1]] = value
+    return out
 
 
 def make_params(method: Method, defaults: Defaults, changes: Mapping[str, Any]) -> Params:

@@ -39,6 +39,12 @@ def explain(cfg: ExplainConfig, progress: Progress | None = None) -> schema.Mani
     for p in protocols:
         if p not in PROTOCOLS:
             raise PipelineError(f"unknown faithfulness protocol {p!r}; use any of {', '.join(PROTOCOLS)}")
+    device = resolve_device(cfg.device)
+    max_batch = cfg.max_batch or default_max_batch(device)
+    defaults = Defaults(cfg.resolution, cfg.seed, max_batch)
+    for name, changes in cfg.params.items():  # every change is checked, also for methods not asked for now
+        saved_params(get(name), make_params(get(name), defaults, changes), defaults, cfg)
+    params: dict[str, Params] = {m.name: make_params(m, defaults, cfg.params.get(m.name, {})) for m in methods}
     lm = checkpoint.load(cfg.model)
     ds = read_dataset(cfg.data)
     if ds.class_ids != lm.class_ids:
@@ -46,12 +52,8 @@ def explain(cfg: ExplainConfig, progress: Progress | None = None) -> schema.Mani
             f"{cfg.model} was trained on classes {lm.class_ids}, but {cfg.data} has "
             f"{ds.class_ids}; explain the data set the model was trained for"
         )
-    device = resolve_device(cfg.device)
-    max_batch = cfg.max_batch or default_max_batch(device)
-    defaults = Defaults(cfg.resolution, cfg.seed, max_batch)
     recs = select(ds, cfg)
     run = Run(cfg.out)
-    params: dict[str, Params] = {m.name: make_params(m, defaults, cfg.params.get(m.name, {})) for m in methods}
     settings = {
         "model": str(cfg.model),
         "model_hash": provenance.file_hash(cfg.model),
