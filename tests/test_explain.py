@@ -1,5 +1,6 @@
 """`fieldmark explain`: every method's assets, a manifest the app accepts, resume, and bad input."""
 
+import fnmatch
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from PIL import Image
 from app.assets import manifest as schema
 from pipeline.data.cub import Dataset
 from pipeline.errors import PipelineError
-from pipeline.explain import HEATMAP_METHODS, ExplainConfig, explain, parse_ids, parse_methods
+from pipeline.explain import HEATMAP_METHODS, METHODS, ExplainConfig, explain, parse_ids, parse_methods
 from pipeline.provenance import file_hash
 
 CHEAP = {
@@ -22,6 +23,16 @@ CHEAP = {
     "rise": {"masks": 16},
 }
 ALL = parse_methods("igos,igospp,gradcam,ig,occlusion,rise,examples")
+
+
+def assert_files_declared(m: schema.Manifest) -> None:
+    """Every file a record names is one its method's spec says it writes."""
+    for entry in m.images:
+        for e in entry.explanations:
+            stem = f"explanations/{e.method}/{entry.image_id}-{e.target}"
+            writes = [w.format(stem=stem) for w in METHODS[e.method].writes]
+            for f in e.paths():
+                assert any(fnmatch.fnmatch(f, w) for w in writes), (e.method, f, writes)
 
 
 def config(model: Path, ds: Dataset, out: Path, **kw: object) -> ExplainConfig:
@@ -54,6 +65,7 @@ def test_manifest_round_trips_through_the_apps_reader(run: Path, tiny_model: Pat
     assert m.provenance.model_hash == file_hash(tiny_model) and m.provenance.model_arch == "compact"
     again = schema.Manifest.model_validate_json(m.model_dump_json())
     assert again == m
+    assert_files_declared(m)
 
 
 def test_every_method_for_every_image_and_the_true_class_when_wrong(run: Path) -> None:
@@ -170,6 +182,7 @@ def test_sag_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> No
     explain(config(tiny_model, tiny_gulls, out, methods=["sag"], images=[2], params=cheap, explain_true=False))
     m = schema.load(out)
     assert m.missing_files(out) == []
+    assert_files_declared(m)
     sag = m.images[0].explanation("sag")
     assert isinstance(sag, schema.Sag)
     graph = schema.load_graph(out, sag)
@@ -204,6 +217,7 @@ def test_xnn_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> No
     explain(config(tiny_model, tiny_gulls, out, methods=["xnn"], images=[2, 6], params=cheap))
     m = schema.load(out)
     assert m.missing_files(out) == []
+    assert_files_declared(m)
     assert m.xnn is not None and m.xnn.k == 5 and m.xnn.feature_dim == 128
     assert 0 <= m.xnn.accuracy_xnn <= 1 and m.xnn.accuracy_classifier >= 0
     assert [c.class_id for c in m.xnn.classes] == [59, 62, 64, 66]

@@ -55,7 +55,7 @@ class Method:
     kind: Kind  # the manifest record it writes (app.assets.manifest) and how a study shows it
     stage: Stage  # the module of pipeline/explain/ that runs it
     params: Callable[[Defaults], Params]  # its parameters with defaults under this configuration
-    writes: tuple[str, ...]  # asset files per (image, target), relative to explanations/METHOD/IMAGE-TARGET
+    writes: tuple[str, ...]  # its files per (image, target): globs in the run, {stem} = explanations/METHOD/ID-TARGET
     targets: Targets = ("predicted", "true")  # "true": also when the model is wrong (--explain-true)
     saliency: Saliency | None = None  # heatmap stage: N×h×w, higher = more important
     nested: Mapping[str, Callable[[Defaults], Params]] = dataclasses.field(default_factory=dict)
@@ -174,16 +174,15 @@ def nested_params(method: Method, group: str, defaults: Defaults, changes: Mappi
 
 def _replace(where: str, base: Params, changes: Mapping[str, Any]) -> Params:
     fields = {f.name: f for f in dataclasses.fields(base)}  # type: ignore[arg-type]
+    clean: dict[str, Any] = {}
     for key, value in changes.items():
         if key not in fields:
             raise PipelineError(f"{where} has no parameter {key!r}; it takes {', '.join(fields)}")
         current = getattr(base, key)
-        if isinstance(current, bool) != isinstance(value, bool) or not isinstance(
-            value, type(current) | _widen(current)
-        ):
-            raise PipelineError(f"{where}.{key} must be of type {type(current).__name__}, got {value!r}")
-    return dataclasses.replace(base, **changes)  # type: ignore[type-var]
-
-
-def _widen(current: object) -> type:
-    return int if isinstance(current, float) else type(current)  # an int is a fine float
+        if current is not None:  # a parameter without a default value takes what it is given
+            if isinstance(value, int) and not isinstance(value, bool) and isinstance(current, float):
+                value = float(value)  # an int is a fine float, stored as one
+            if isinstance(current, bool) != isinstance(value, bool) or not isinstance(value, type(current)):
+                raise PipelineError(f"{where}.{key} must be of type {type(current).__name__}, got {value!r}")
+        clean[key] = value
+    return dataclasses.replace(base, **clean)  # type: ignore[type-var]
