@@ -31,6 +31,18 @@ def _no_files(manifest: Manifest) -> list[str]:
     return []
 
 
+def _none_labelled(e: Any) -> set[int]:
+    return set()
+
+
+def _none_labelled_once(manifest: Manifest) -> set[int]:
+    return set()
+
+
+def _as_is(entry: ImageEntry, found: Any, condition: Condition) -> Shown | None:
+    return found
+
+
 @dataclass(frozen=True)
 class Kind:
     name: str  # what a study file writes: `explanation: NAME`
@@ -40,6 +52,11 @@ class Kind:
     view: Callable[[LoadedStudy, Any], dict[str, Any]]  # what the trial page's template gets
     intro: Callable[[LoadedStudy], dict[str, Any]] = _nothing  # the instructions page's extra content
     study_files: Callable[[Manifest], list[str]] = _no_files  # files shown once per study (e.g. galleries)
+    narrow: Callable[[ImageEntry, Any, Condition], Shown | None] = _as_is  # what of the record a condition shows
+    true_class: bool = True  # can explain the true class (`explains: true_class`): the run has such records
+    # pictures it shows with their species named (app/studies/overlap.py): per record, and once per study
+    labelled: Callable[[Any], set[int]] = _none_labelled
+    study_labelled: Callable[[Manifest], set[int]] = _none_labelled_once
 
     @property
     def template(self) -> str:
@@ -72,6 +89,24 @@ def _gallery_files(manifest: Manifest) -> list[str]:
     return [g.overlay for cc in manifest.xnn.classes for ci in cc.concepts for g in ci.gallery]
 
 
+def _gallery_images(manifest: Manifest) -> set[int]:
+    """The galleries show each species' concepts on training pictures, under the species' name."""
+    if manifest.xnn is None:
+        return set()
+    return {g.image_id for cc in manifest.xnn.classes for ci in cc.concepts for g in ci.gallery}
+
+
+def of_predicted_class(entry: ImageEntry, examples: Examples, n: int) -> Examples | None:
+    """Nearest examples explain the model's prediction: the n nearest training images of the
+    predicted class, always n (None if the run has fewer for this image: the loader says so).
+    A neighbour of another class would, when the model is wrong, show a picture labelled with the
+    true species, the answer key of a verify task; and a count that differed between pictures
+    would say which predictions are wrong. Runs written before the pipeline kept to the predicted
+    class may list other neighbours; they are left out here."""
+    kept = [nb for nb in examples.neighbours if nb.true_class == entry.predicted_class][:n]
+    return examples.model_copy(update={"neighbours": kept}) if len(kept) == n else None
+
+
 def _url(study: LoadedStudy, rel: str) -> str:
     assert study.assets is not None
     return study.assets.url(rel)
@@ -95,6 +130,7 @@ KINDS: dict[str, Kind] = {
             view=lambda study, e: {"url": _url(study, e.card), "summary": e.summary},
             intro=_concept_galleries,
             study_files=_gallery_files,
+            study_labelled=_gallery_images,
         ),
         Kind(
             "sag",
@@ -113,6 +149,9 @@ KINDS: dict[str, Kind] = {
                     {"url": _url(study, n.image), "label": study.class_names[n.true_class]} for n in e.neighbours
                 ]
             },
+            narrow=lambda entry, e, condition: of_predicted_class(entry, e, condition.neighbours),
+            true_class=False,  # they explain the prediction
+            labelled=lambda e: {n.image_id for n in e.neighbours},  # each neighbour under its species
         ),
     )
 }
@@ -120,12 +159,14 @@ NAMES = ("none", *KINDS)  # what `explanation:` may say
 
 
 def explanation_for(entry: ImageEntry, condition: Condition) -> Shown | None:
-    """The record this condition shows with this image (its prediction's), or None."""
+    """What this condition shows with this image, or None (no explanation, or the run lacks it)."""
     kind = KINDS.get(condition.explanation)
     if kind is None:
         return None
-    found = entry.explanation(kind.method or condition.method or "", "predicted")
-    return found if isinstance(found, kind.record) else None
+    # an explanation of the true class is the predicted class's where the model is right
+    target = "true" if condition.explains == "true_class" and not entry.correct else "predicted"
+    found = entry.explanation(kind.method or condition.method or "", target)
+    return kind.narrow(entry, found, condition) if isinstance(found, kind.record) else None
 
 
 def files(condition: Condition, e: Shown) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import torch
@@ -17,11 +18,23 @@ from pipeline.models.train import features_and_logits
 
 def count(w: Work, method: Method) -> int:
     """All images at once when any is unfinished: the search is one batched distance matrix."""
-    return len(w.recs) if w.jobs(method) else 0
+    return len(w.recs) if _todo(w, method) else 0
+
+
+def _todo(w: Work, method: Method) -> bool:
+    """Any image not done yet, or done before examples kept to the predicted class (then redone)."""
+    for rec in w.recs:
+        record = w.run.record(method.name, rec.id, "predicted")
+        if not record.is_file():
+            return True
+        predicted = w.entries[rec.id]["predicted_class"]
+        if any(n["true_class"] != predicted for n in json.loads(record.read_text())["neighbours"]):
+            return True
+    return False
 
 
 def run(w: Work, method: Method, params: ExamplesParams, bar: Bar) -> None:
-    if not w.jobs(method):
+    if not _todo(w, method):
         return
     if not w.ds.split("train"):
         raise PipelineError(f"{w.cfg.data} has no training images to draw examples from")
@@ -31,9 +44,15 @@ def run(w: Work, method: Method, params: ExamplesParams, bar: Bar) -> None:
     queries, _ = features_and_logits(w.model, w.uint8, w.transform, w.device)
     pos = {r.id: j for j, r in enumerate(train)}
     exclude = torch.tensor([pos.get(r.id, -1) for r in w.recs])
-    idx, dist = nearest(queries, bank, params.k, exclude)
+    # The examples explain the prediction: the nearest training images of the class the model
+    # predicted. Nearest images of any class would show, when the model is wrong, pictures
+    # labelled with the true species: the answer key of a verify task.
+    predicted = torch.tensor([w.entries[r.id]["predicted_class"] for r in w.recs])
+    classes = torch.tensor([r.class_id for r in train])
+    allowed = classes[None, :] == predicted[:, None]
+    idx, dist = nearest(queries, bank, params.k, exclude, allowed)
     seconds = (time.perf_counter() - t0) / len(w.recs)
-    needed = sorted({int(j) for j in idx.flatten()})
+    needed = sorted({int(j) for j, d in zip(idx.flatten(), dist.flatten(), strict=True) if torch.isfinite(d)})
     pics = load_uint8([w.ds.image_path(train[j]) for j in needed], w.transform)
     for j, pic in zip(needed, pics, strict=True):
         run.write_picture(train[j].id, pic.permute(1, 2, 0).numpy())
@@ -46,6 +65,7 @@ def run(w: Work, method: Method, params: ExamplesParams, bar: Bar) -> None:
                 "image": run.image(train[int(j)].id),
             }
             for j, d in zip(idx[q], dist[q], strict=True)
+            if torch.isfinite(d)
         ]
         run.write_json(
             run.record(method.name, rec.id, "predicted"),

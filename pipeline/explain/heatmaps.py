@@ -13,7 +13,7 @@ from pipeline.explain.parts import at_image_size, part_scores
 from pipeline.explain.registry import Method
 from pipeline.explain.work import Bar, Work
 from pipeline.methods.common import ClassProbability, blurred_baseline
-from pipeline.metrics.faithfulness import deletion_insertion
+from pipeline.metrics.faithfulness import PROTOCOLS, deletion_insertion
 from pipeline.models.images import normalise
 from pipeline.render.heatmap import overlay
 
@@ -51,7 +51,9 @@ def _batch(w: Work, method: Method, chunk: list[tuple[int, str, int]], params: A
     sal = method.saliency(params, w.model, b, w.transform).float()
     seconds = (time.perf_counter() - t0) / len(chunk)
     score = ClassProbability(w.model, b.targets)
-    curves = {p: deletion_insertion(score, b.x, sal, p, b.blurred, w.max_batch) for p in w.protocols}
+    # igos-native only where it differs from igos: maps not on the 28×28 grid.
+    protocols = [p for p in w.protocols if p != "igos-native" or sal.shape[-1] != PROTOCOLS["igos"].resolution]
+    curves = {p: deletion_insertion(score, b.x, sal, p, b.blurred, w.max_batch) for p in protocols}
     size = pics.shape[-1]
     run = w.run
     for k, (i, target, cls) in enumerate(chunk):
@@ -61,7 +63,12 @@ def _batch(w: Work, method: Method, chunk: list[tuple[int, str, int]], params: A
         run.write_npy(f"{stem}.npy", raw)
         run.write_png(f"{stem}.png", overlay(pics[k].permute(1, 2, 0).cpu().numpy(), raw))
         curve_doc = {
-            p: {"removed": c.removed.tolist(), "deletion": c.deletion[k].tolist(), "insertion": c.insertion[k].tolist()}
+            p: {
+                "resolution": c.resolution,
+                "removed": c.removed.tolist(),
+                "deletion": c.deletion[k].tolist(),
+                "insertion": c.insertion[k].tolist(),
+            }
             for p, c in curves.items()
         }
         run.write_json(run.root / f"{stem}.json", curve_doc)
@@ -79,6 +86,7 @@ def _batch(w: Work, method: Method, chunk: list[tuple[int, str, int]], params: A
                 "faithfulness": [
                     {
                         "protocol": p,
+                        "resolution": c.resolution,
                         "deletion_auc": round(float(c.deletion_auc[k]), 5),
                         "insertion_auc": round(float(c.insertion_auc[k]), 5),
                     }

@@ -7,6 +7,7 @@ Algorithms live in pipeline/methods/; the saliency functions here only adapt the
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from pipeline.explain.registry import METHODS, Defaults, Method, Params, alias, register
@@ -27,9 +28,15 @@ def _igos_params(d: Defaults) -> Params:
 
 
 def _igospp_params(d: Defaults) -> Params:
-    from pipeline.methods.igos import IGOSPP_DEFAULTS, IgosParams
+    from pipeline.methods.igos import IGOSPP_DEFAULTS
 
-    return IgosParams(**(IGOSPP_DEFAULTS.as_dict() | {"size": d.resolution, "seed": d.seed, "max_batch": d.max_batch}))  # type: ignore[arg-type]
+    return dataclasses.replace(IGOSPP_DEFAULTS, size=d.resolution, seed=d.seed, max_batch=d.max_batch)
+
+
+def _igospp_authors_params(d: Defaults) -> Params:
+    from pipeline.methods.igos import IGOSPP_AUTHORS
+
+    return dataclasses.replace(IGOSPP_AUTHORS, size=d.resolution, seed=d.seed, max_batch=d.max_batch)
 
 
 def _gradcam_params(d: Defaults) -> Params:
@@ -120,8 +127,8 @@ def _rise(p: Any, model: torch.nn.Module, b: Batch, transform: dict[str, Any]) -
     return rise(model, b.x, b.targets, p)  # type: ignore[arg-type]
 
 
-def _heatmap(name: str, description: str, params: Any, saliency: Any) -> Method:
-    return Method(name, description, "heatmap", "heatmap", params, HEATMAP_FILES, saliency=saliency)
+def _heatmap(name: str, description: str, params: Any, saliency: Any, default: bool = True) -> Method:
+    return Method(name, description, "heatmap", "heatmap", params, HEATMAP_FILES, saliency=saliency, default=default)
 
 
 for _m in (
@@ -136,6 +143,13 @@ for _m in (
         "iGOS++ (Khorram et al. 2021): deletion and insertion masks with bilateral TV; saliency = 1 - Md*Mi",
         _igospp_params,
         _igospp,
+    ),
+    _heatmap(
+        "igospp-authors",
+        "iGOS++ with the authors' line search (noisy integrated sums, product of upsampled masks)",
+        _igospp_authors_params,
+        _igospp,
+        default=False,  # a comparison for the benchmark: asked for by name
     ),
     _heatmap(
         "gradcam",
@@ -187,7 +201,7 @@ for _m in (
     ),
     Method(
         "examples",
-        "the k training images nearest in the classifier's penultimate feature space",
+        "the k training images of the predicted class nearest in the classifier's penultimate feature space",
         "examples",
         "examples",
         _examples_params,

@@ -179,7 +179,8 @@ def _replace(where: str, base: Params, changes: Mapping[str, Any]) -> Params:
         if key not in fields:
             raise PipelineError(f"{where} has no parameter {key!r}; it takes {', '.join(fields)}")
         current = getattr(base, key)
-        if current is not None:  # a parameter without a default value takes what it is given
+        optional = "None" in str(fields[key].type)  # e.g. SAG's `patience: int | None`
+        if current is not None and not (value is None and optional):  # a None default takes what it is given
             if isinstance(value, int) and not isinstance(value, bool) and isinstance(current, float):
                 value = float(value)  # an int is a fine float, stored as one
             if isinstance(current, bool) != isinstance(value, bool) or not isinstance(value, type(current)):

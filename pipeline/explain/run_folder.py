@@ -24,6 +24,10 @@ from pipeline.errors import PipelineError
 
 SETTINGS_KEYS = ("model_hash", "data_hash", "seed", "resolution", "transform")  # must match to add to a run
 
+# Parameters added after runs existed, with the behaviour those runs had: a run made before a
+# parameter existed matches new settings only if the new value keeps that behaviour.
+LEGACY_PARAMS: dict[str, object] = {"l1_schedule": False, "line_search": "end-point", "children": "salient"}
+
 
 class Run:
     """Paths and atomic writes inside one run folder (every `rel` is relative to the root)."""
@@ -85,7 +89,7 @@ class Run:
                         "give a new --out folder for a new run"
                     )
             for name, params in settings["methods"].items():
-                if name in old["methods"] and old["methods"][name] != params:
+                if name in old["methods"] and {**LEGACY_PARAMS, **old["methods"][name]} != {**LEGACY_PARAMS, **params}:
                     raise PipelineError(
                         f"{self.root} has {name} assets made with other parameters; give a new --out folder"
                     )
