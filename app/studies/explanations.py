@@ -39,6 +39,10 @@ def _none_labelled_once(manifest: Manifest) -> set[int]:
     return set()
 
 
+def _nothing_more(condition: Condition) -> str:
+    return ""
+
+
 def _as_is(entry: ImageEntry, found: Any, condition: Condition) -> Shown | None:
     return found
 
@@ -53,6 +57,7 @@ class Kind:
     intro: Callable[[LoadedStudy], dict[str, Any]] = _nothing  # the instructions page's extra content
     study_files: Callable[[Manifest], list[str]] = _no_files  # files shown once per study (e.g. galleries)
     narrow: Callable[[ImageEntry, Any, Condition], Shown | None] = _as_is  # what of the record a condition shows
+    needs: Callable[[Condition], str] = _nothing_more  # what `narrow` needs, for the loader's "lacks" message
     true_class: bool = True  # can explain the true class (`explains: true_class`): the run has such records
     # pictures it shows with their species named (app/studies/overlap.py): per record, and once per study
     labelled: Callable[[Any], set[int]] = _none_labelled
@@ -150,6 +155,7 @@ KINDS: dict[str, Kind] = {
                 ]
             },
             narrow=lambda entry, e, condition: of_predicted_class(entry, e, condition.neighbours),
+            needs=lambda condition: f" ({condition.neighbours} of the predicted class)",
             true_class=False,  # they explain the prediction
             labelled=lambda e: {n.image_id for n in e.neighbours},  # each neighbour under its species
         ),

@@ -183,8 +183,7 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
                 label = condition.method or condition.explanation
                 if condition.explains == "true_class":
                     label += " true-class ('fieldmark explain --explain-true')"
-                if condition.explanation == "examples":
-                    label += f" ({condition.neighbours} of the predicted class)"
+                label += explanations.KINDS[condition.explanation].needs(condition)
                 if found is None:
                     missing.setdefault(f"{label} explanations (condition {condition.id}, block {block.id})", []).append(
                         it.image_id
