@@ -4,8 +4,11 @@ A kind (a condition's `explanation:` in a study file) says which manifest record
 for heatmaps, that the condition names the method), which files a participant's page needs
 (the loader checks and serves exactly these), what the trial page shows (`view`, rendered by
 its `template` under templates/explanations/) and what the instructions page says about it
-(`intro_template`, with `intro` for its extra content). The pipeline's methods say which kind
-they write (pipeline/explain/methods.py); a new kind is one spec here and its two templates.
+(`intro_template`, with `intro` for its extra content), what of a record a condition shows
+(`narrow`: examples keep n of the predicted class), whether it can explain the true class, and
+which pictures it shows with their species named (the overlap check). The pipeline's methods
+say which kind they write (pipeline/explain/methods.py); a new kind is one spec here and its
+two templates.
 """
 
 from __future__ import annotations
