@@ -206,12 +206,15 @@ def test_sag_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> No
     assert {tuple(r) for r in graph.roots} <= roots
     for q in graph.questions:
         assert q.higher == ("a" if q.a.confidence > q.b.confidence else "b")
-    svg = ET.fromstring((out / sag.diagram_svg).read_text())
     ns = "{http://www.w3.org/2000/svg}"
-    groups = [g for g in svg.iter(f"{ns}g") if g.get("class") == "sag-node"]
-    assert groups and all(g.get("tabindex") == "0" for g in groups)
-    assert all(g.find(f"{ns}title") is not None for g in groups)  # readable without hovering
-    assert svg.find(f"{ns}title") is not None and svg.get("role") == "img"
+    for rel, widest in ((sag.diagram_svg, 516), (sag.diagram_phone, 360)):
+        svg = ET.fromstring((out / rel).read_text())
+        assert int(svg.get("width", "999")) <= widest and svg.find(f"{ns}title") is not None
+        # one picture per shown root and per child of one, nothing focusable, no ids
+        shown = [n for n in graph.nodes if n.depth == 0 and n.patches in graph.roots]
+        kids = [e for e in graph.edges if e.parent in {n.id for n in shown}]
+        assert len(list(svg.iter(f"{ns}image"))) == len(shown) + len(kids)
+        assert not [el for el in svg.iter() if el.get("id") or el.get("tabindex")]
     with Image.open(out / sag.diagram_png) as im:
         assert im.width > 400
 

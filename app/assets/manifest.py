@@ -204,17 +204,18 @@ class Sag(Strict):
     target: Literal["predicted", "true"]
     target_class: int
     graph: str  # .json, a SagGraph
-    diagram_svg: str  # interactive in a browser (hover or focus enlarges a node), static without JS
+    diagram_svg: str  # for participants: one self-contained file, laid out for a desktop column
+    diagram_phone: str  # the same diagram laid out for a phone (a page picks one with <picture>)
     diagram_png: str  # the same diagram for papers
     roots: int  # how many roots are shown
     files: list[str]  # node thumbnails and question images
     seconds: float
 
-    _check = field_validator("graph", "diagram_svg", "diagram_png")(_relative)
+    _check = field_validator("graph", "diagram_svg", "diagram_phone", "diagram_png")(_relative)
     _check_files = field_validator("files")(lambda v: [_relative(f) for f in v])
 
     def paths(self) -> list[str]:
-        return [self.graph, self.diagram_svg, self.diagram_png, *self.files]
+        return [self.graph, self.diagram_svg, self.diagram_phone, self.diagram_png, *self.files]
 
 
 class ConceptMap(Strict):
@@ -223,6 +224,7 @@ class ConceptMap(Strict):
     activation: float  # z_j
     raw: str  # .npy heatmap of where the concept fires
     overlay: str  # .png
+    same_spot_as: int | None = None  # an earlier concept of this card whose map lights the same spot
 
     _check = field_validator("raw", "overlay")(_relative)
 

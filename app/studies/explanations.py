@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from app.assets.manifest import Concepts, Examples, Heatmap, ImageEntry, Manifest, Sag
+from app.assets.manifest import ConceptInfo, Concepts, Examples, Heatmap, ImageEntry, Manifest, Sag, SagGraph
 
 if TYPE_CHECKING:
     from app.studies.loader import LoadedStudy
@@ -56,7 +56,7 @@ class Kind:
     record: type[Shown]  # the manifest record it shows
     method: str | None  # the pipeline method that writes it; None: the condition names one (`method:`)
     files: Callable[[Any], list[str]]  # the files a participant's page shows of one record
-    view: Callable[[LoadedStudy, Any], dict[str, Any]]  # what the trial page's template gets
+    view: Callable[[LoadedStudy, ImageEntry, Any, Condition], dict[str, Any]]  # what the trial page's template gets
     intro: Callable[[LoadedStudy], dict[str, Any]] = _nothing  # the instructions page's extra content
     study_files: Callable[[Manifest], list[str]] = _no_files  # files shown once per study (e.g. galleries)
     narrow: Callable[[ImageEntry, Any, Condition], Shown | None] = _as_is  # what of the record a condition shows
@@ -82,7 +82,10 @@ def _concept_galleries(study: LoadedStudy) -> dict[str, Any]:
         names = study.class_names
         for cc in study.manifest.xnn.classes:
             concepts = [
-                {"number": ci.concept, "images": [study.assets.url(g.overlay) for g in ci.gallery]}
+                {
+                    "name": concept_name(ci.concept, ci.suggested_name),
+                    "images": [study.assets.url(g.overlay) for g in ci.gallery],
+                }
                 for ci in cc.concepts
                 if ci.gallery and ci.mean_contribution > 0
             ]
@@ -115,6 +118,82 @@ def of_predicted_class(entry: ImageEntry, examples: Examples, n: int) -> Example
     return examples.model_copy(update={"neighbours": kept}) if len(kept) == n else None
 
 
+def concept_name(number: int, part: str) -> str:
+    """How a concept is called everywhere a participant meets it: its number within its species,
+    and the bird part it covers most when the run knows it."""
+    return f"Concept {number} ({part})" if part else f"Concept {number}"
+
+
+def _concept_infos(study: LoadedStudy, class_id: int) -> dict[int, ConceptInfo]:
+    xnn = study.manifest.xnn
+    cc = next((c for c in xnn.classes if c.class_id == class_id), None) if xnn else None
+    return {ci.concept: ci for ci in cc.concepts} if cc else {}
+
+
+def concepts_view(study: LoadedStudy, found: Concepts, condition: Condition) -> dict[str, Any]:
+    """The card as HTML (the concepts kind's view): whose concepts, each concept's map, name and
+    share, one summary sentence, concepts that light the same spot said so, and each concept's
+    gallery to open."""
+    assets = study.assets
+    assert assets is not None
+    infos = _concept_infos(study, found.target_class)
+    total = sum(max(m.contribution, 0.0) for m in found.significant) or 1.0
+    names = {
+        m.concept: concept_name(m.concept, infos[m.concept].suggested_name if m.concept in infos else "")
+        for m in found.significant
+    }
+    items = []
+    for m in found.significant:
+        info = infos.get(m.concept)
+        items.append(
+            {
+                "name": names[m.concept],
+                "overlay": assets.url(m.overlay),
+                "share": round(100 * max(m.contribution, 0.0) / total),
+                "same_spot": names.get(m.same_spot_as) if m.same_spot_as else None,
+                "gallery": [assets.url(g.overlay) for g in info.gallery] if info else [],
+            }
+        )
+    # the model's answer is named only where the condition shows it anyway
+    species = study.class_names[found.target_class] if condition.show_prediction else None
+    words = [n[0].lower() + n[1:] for n in names.values()]
+    summary = f"The model relied mostly on {_listed(words)}." if words else "No concept spoke for this species."
+    return {"species": species, "concepts": items, "summary": summary}
+
+
+def _listed(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def sag_alt(g: SagGraph) -> str:
+    """The diagram in words, for a screen reader: the numbers it prints, and nothing it does not."""
+    roots = [n for n in g.nodes if n.root and n.patches in g.roots]
+    children = [n for n in g.nodes if n.depth == 1]
+    shares = _listed([_share(n.confidence) for n in roots])
+    out = (
+        f"{len(roots)} small part{'s' if len(roots) != 1 else ''} of the picture, each shown alone, "
+        f"keep{'s' if len(roots) == 1 else ''} {shares} of the model's confidence on the whole picture."
+    )
+    if children:
+        low, high = min(n.confidence for n in children), max(n.confidence for n in children)
+        out += f" Hiding one square of them leaves between {_share(low)} and {_share(high)}."
+    return out
+
+
+def _share(c: float) -> str:
+    """As the diagram prints it (pipeline.render.sag.shown_percent)."""
+    return "more than 100%" if c > 1 else f"{round(c * 100)}%"
+
+
+def _sag_view(study: LoadedStudy, entry: ImageEntry, e: Sag) -> dict[str, Any]:
+    graph = study.graphs.get(entry.image_id)
+    return {
+        "url": _url(study, e.diagram_svg),
+        "phone_url": _url(study, e.diagram_phone),
+        "alt": sag_alt(graph) if graph else "A diagram of the parts of the picture the model needs",
+    }
+
+
 def _url(study: LoadedStudy, rel: str) -> str:
     assert study.assets is not None
     return study.assets.url(rel)
@@ -128,14 +207,17 @@ KINDS: dict[str, Kind] = {
             Heatmap,
             None,
             files=lambda e: [e.overlay],
-            view=lambda study, e: {"url": _url(study, e.overlay)},
+            view=lambda study, entry, e, condition: {
+                "url": _url(study, e.overlay),
+                "original": _url(study, entry.image),
+            },
         ),
         Kind(
             "concepts",
             Concepts,
             "xnn",
             files=lambda e: [e.card, *(c.overlay for c in e.significant)],
-            view=lambda study, e: {"url": _url(study, e.card), "summary": e.summary},
+            view=lambda study, entry, e, condition: concepts_view(study, e, condition),
             intro=_concept_galleries,
             study_files=_gallery_files,
             study_labelled=_gallery_images,
@@ -144,15 +226,15 @@ KINDS: dict[str, Kind] = {
             "sag",
             Sag,
             "sag",
-            files=lambda e: [e.diagram_svg, *e.files],
-            view=lambda study, e: {"svg": (study.run / e.diagram_svg).read_text(encoding="utf-8")},
+            files=lambda e: [e.diagram_svg, e.diagram_phone, *e.files],
+            view=lambda study, entry, e, condition: _sag_view(study, entry, e),
         ),
         Kind(
             "examples",
             Examples,
             "examples",
             files=lambda e: [n.image for n in e.neighbours],
-            view=lambda study, e: {
+            view=lambda study, entry, e, condition: {
                 "neighbours": [
                     {"url": _url(study, n.image), "label": study.class_names[n.true_class]} for n in e.neighbours
                 ]
@@ -189,7 +271,7 @@ def shown_view(study: LoadedStudy, entry: ImageEntry, condition: Condition) -> d
     if found is None:
         return None
     kind = KINDS[condition.explanation]
-    return {"kind": kind.name, "template": kind.template, **kind.view(study, found)}
+    return {"kind": kind.name, "template": kind.template, **kind.view(study, entry, found, condition)}
 
 
 def intro(study: LoadedStudy, condition: Condition) -> dict[str, Any]:

@@ -200,6 +200,11 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
     for kind in dict.fromkeys(c.explanation for c in spec.conditions):
         for f in explanations.KINDS[kind].study_files(manifest) if kind in explanations.KINDS else []:
             index.token(f)
+    for img in spec.guides:
+        if not (run / img).is_file():
+            problems.append(f"{path}: guides: {img} is not in run {spec.assets!r}")
+        else:
+            index.token(img)
     for step in spec.steps:
         if isinstance(step, Instructions):
             for img in step.images:

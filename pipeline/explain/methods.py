@@ -187,7 +187,14 @@ for _m in (
         "sag",
         "sag",
         _sag_params,
-        ("{stem}.json", "{stem}.svg", "{stem}.png", "{stem}/node-*.png", "{stem}/question-*-[ab].png"),
+        (
+            "{stem}.json",
+            "{stem}.svg",
+            "{stem}-phone.svg",
+            "{stem}.png",
+            "{stem}/node-*.png",
+            "{stem}/question-*-[ab].png",
+        ),
     ),
     Method(
         "xnn",

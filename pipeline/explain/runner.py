@@ -26,6 +26,7 @@ from pipeline.metrics.faithfulness import PROTOCOLS
 from pipeline.models import checkpoint
 from pipeline.models.images import load_uint8
 from pipeline.models.train import predict_probs
+from pipeline.render.refresh import refresh
 
 STAGES: dict[str, ModuleType] = {"heatmap": heatmaps, "sag": sag, "examples": examples, "xnn": xnn}
 ORDER = {"heatmap": 0, "sag": 0, "examples": 1, "xnn": 2}
@@ -121,6 +122,7 @@ def predict(
         }
         run.write_picture(rec.id, pic.permute(1, 2, 0).numpy())
     run.write_entries(entries)
+    refresh(run.root)  # drawings an older renderer made are redrawn from what the run stores
     return entries
 
 

@@ -15,6 +15,7 @@ from pipeline.methods.common import ClassProbability, black_baseline, gaussian_b
 from pipeline.methods.sag import SagParams, search
 from pipeline.models.images import normalise
 from pipeline.render import sag as draw
+from pipeline.render.refresh import sag_diagrams
 
 
 def count(w: Work, method: Method) -> int:
@@ -95,7 +96,7 @@ def _one(w: Work, name: str, job: tuple[int, str, int], p: SagParams) -> None:
         }
     )
     run.write_text(f"{stem}.json", graph.model_dump_json(indent=1))
-    run.write_text(f"{stem}.svg", draw.diagram_svg(graph, image))  # names no class: safe in studies
+    diagrams = sag_diagrams(run.root, stem, graph, image)  # they name no class and no image: safe in studies
     run.write_png(f"{stem}.png", draw.diagram_png(graph, image, w.lm.class_names[w.index[cls]]))
     run.write_json(
         run.record(name, rec.id, target),
@@ -105,7 +106,7 @@ def _one(w: Work, name: str, job: tuple[int, str, int], p: SagParams) -> None:
             "target": target,
             "target_class": cls,
             "graph": f"{stem}.json",
-            "diagram_svg": f"{stem}.svg",
+            **diagrams,
             "diagram_png": f"{stem}.png",
             "roots": len(found.roots),
             "files": graph.files(),
