@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.analysis.cache import ReportCache
 from app.errors import AppError, Conflict, Forbidden, NotFound, Refused, Unavailable
 from app.settings import Settings
+from app.static import static_url
 from app.studies.loader import LoadedStudy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,7 @@ def markdown(text: str) -> Markup:
 templates = Jinja2Templates(directory=str(ROOT / "templates"))
 templates.env.auto_reload = False  # templates ship with the code: no file checks on every page
 templates.env.filters["markdown"] = markdown
+templates.env.globals["static_url"] = static_url
 
 
 # -- what handlers depend on (the only readers of app.state) ---------------------------------------

@@ -135,10 +135,17 @@ def ensure_assets(home: Path, reports: Path) -> Path:
     guides.mkdir(exist_ok=True)
     for sp in SPECIES:
         path = guides / f"guide_{sp.cub_id:03d}_{sp.name}.png"
-        if not path.is_file():
+        if not path.is_file() or _landscape(path):  # a guide of the older layout (with the CUB id): redrawn
             field_mark_guide(sp).save(path)
     console.print(f"{run}: {len(manifest.images)} images explained with {', '.join(DEMO_METHODS)}")
     return run
+
+
+def _landscape(path: Path) -> bool:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.width > im.height
 
 
 DEMO_RESEARCHER = "demo@fieldmark.local"

@@ -17,12 +17,13 @@ from pipeline.provenance import file_hash
 CHEAP = {
     "igos": {"iterations": 2, "steps": 2},
     "igospp": {"iterations": 2, "steps": 2},
+    "igospp-authors": {"iterations": 2, "steps": 2},
     "ig-blur": {"steps": 4},
     "ig-black": {"steps": 4},
     "occlusion": {"window": 112, "stride": 112},
     "rise": {"masks": 16},
 }
-ALL = parse_methods("igos,igospp,gradcam,ig,occlusion,rise,examples")
+ALL = parse_methods("igos,igospp,igospp-authors,gradcam,ig,occlusion,rise,examples")
 
 
 def assert_files_declared(m: schema.Manifest) -> None:
@@ -66,6 +67,22 @@ def test_manifest_round_trips_through_the_apps_reader(run: Path, tiny_model: Pat
     again = schema.Manifest.model_validate_json(m.model_dump_json())
     assert again == m
     assert_files_declared(m)
+    # every method names its reference code and its deviations from it, with reasons
+    assert all(info.reference_code for info in m.methods.values())
+    assert any("end points" in d.what and d.switch for d in m.methods["igospp"].deviations)
+    assert all(d.why for info in m.methods.values() for d in info.deviations)
+
+
+def test_manifests_written_before_deviations_were_recorded_still_load(run: Path) -> None:
+    doc = json.loads((run / schema.MANIFEST).read_text())
+    for info in doc["methods"].values():
+        del info["reference_code"], info["deviations"]
+    for img in doc["images"]:
+        for e in img["explanations"]:
+            for f in e.get("faithfulness", []):
+                del f["resolution"]
+    old = schema.Manifest.model_validate(doc)
+    assert old.methods["igos"].deviations == [] and old.methods["igos"].reference_code is None
 
 
 def test_every_method_for_every_image_and_the_true_class_when_wrong(run: Path) -> None:

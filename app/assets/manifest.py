@@ -313,9 +313,20 @@ class ImageEntry(Strict):
         return None
 
 
+class Deviation(Strict):
+    """Where a method differs from its reference code, and why (pipeline/methods/deviations.py)."""
+
+    what: str
+    why: str
+    switch: str | None = None  # the parameter setting that follows the reference code, if any
+
+
 class MethodInfo(Strict):
     description: str
     params: dict[str, object]
+    # Both absent in manifests written before they were recorded.
+    reference_code: str | None = None
+    deviations: list[Deviation] = Field(default_factory=list)
 
 
 class Manifest(Strict):

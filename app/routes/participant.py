@@ -220,8 +220,8 @@ def answer(
         visit = Visit(p, study)
     try:
         outcome = svc.submit(session, study, p, page_index, sent.form, sent.multi)
-    except Invalid as invalid:  # nothing changed: the same page again, with what to fix
-        return _page(request, session, settings, visit, svc.current(study, p), invalid.errors, 422)
+    except Invalid as invalid:  # nothing changed: the same page again, with what to fix and what was typed
+        return _page(request, session, settings, visit, svc.current(study, p), invalid.errors, 422, sent)
     if outcome.feedback_page is not None:
         response = RedirectResponse(f"/p/{p.code}/feedback/{outcome.feedback_page}", status_code=303)
     else:
@@ -271,8 +271,10 @@ def event(visit: VisitDep, sent: PostedDep, session: SessionDep, settings: Setti
 
 
 def _progress(study: LoadedStudy, p: Participant) -> dict[str, int]:
+    """Pages done of all; a completed participant (on the last page, the thank-you) has done them all."""
     total = page_count(study)
-    return {"done": min(p.cursor, total), "total": total, "percent": round(100 * min(p.cursor, total) / max(1, total))}
+    done = total if p.status == "completed" else min(p.cursor, total)
+    return {"done": done, "total": total, "percent": round(100 * done / max(1, total))}
 
 
 def _page(
@@ -283,8 +285,11 @@ def _page(
     page: Page,
     errors: dict[str, str] | None = None,
     status: int = 200,
+    sent: Posted | None = None,
 ) -> Response:
-    """Every page's common context, and what the page's step type shows."""
+    """Every page's common context, and what the page's step type shows. A page shown again
+    after a validation error keeps what the participant had entered (`values`: each field's
+    value; `chosen`: every checked value of each field)."""
     p, study = visit.participant, visit.study
     kind = step_type(page.step)
     context: dict[str, Any] = {
@@ -293,6 +298,8 @@ def _page(
         "page": page,
         "step": page.step,
         "errors": errors or {},
+        "values": sent.form if sent else {},
+        "chosen": {k: sent.multi.get(k, [v]) for k, v in sent.form.items()} if sent else {},
         "token": page_token(settings.secret_key, p.code),
         "progress": _progress(study, p),
         "code": p.code,

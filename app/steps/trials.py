@@ -119,7 +119,12 @@ _FIELDS = (  # every trial row's fields; `task` goes third (its values are the r
         "response time on the server's clock: the trial page first served -> the (final) answer received; "
         "needs no JavaScript, includes page loading and the network (two-stage blocks: both stages)",
     ),
-    Recorded("onset_ms", "number", "client performance.now() when the stimulus appeared (±1 frame)"),
+    Recorded(
+        "onset_ms",
+        "number",
+        "client performance.now() when everything the trial shows was on screen: the picture and every "
+        "picture of the explanation and the task, loaded and decoded (±1 frame)",
+    ),
     Recorded("response_ms", "number", "client performance.now() at the answer"),
     Recorded("first_onset_ms", "number", "two-stage blocks: onset_ms of the first answer's page"),
     Recorded("first_response_ms", "number", "two-stage blocks: response_ms of the first answer"),
@@ -337,9 +342,12 @@ class TrialsStep(StepType[Trials]):
         step, item, study = self.spec(ctx.page), ctx.page.item, ctx.study
         if not step.feedback or item is None or study.assets is None:
             return None
+        task = TASKS[step.task]
         return {
             "correct": bool(row.correct),
-            "detail": TASKS[step.task].feedback(item, study.class_names),
+            "detail": task.feedback(item, study.class_names),
             "image": study.assets.url(study.entries[item.image_id].image),
             "timed_out": bool(row.values and row.values.get("timed_out")),
+            "task_template": task.template,  # what the question showed besides the gull (A and B), shown again
+            **task.view(study, item),
         }

@@ -174,6 +174,8 @@ def sag_alt(g: SagGraph) -> str:
         f"{len(roots)} small part{'s' if len(roots) != 1 else ''} of the picture, each shown alone, "
         f"keep{'s' if len(roots) == 1 else ''} {shares} of the model's confidence on the whole picture."
     )
+    if any(not n.patches for n in roots):
+        out += " Even with every square hidden the model stays about as sure."
     if children:
         low, high = min(n.confidence for n in children), max(n.confidence for n in children)
         out += f" Hiding one square of them leaves between {_share(low)} and {_share(high)}."

@@ -99,8 +99,15 @@ class AssetIndex:
         self.by_path: dict[str, str] = {}
 
     def token(self, rel: str) -> str:
+        """The file's name in URLs. It covers the file's size and modification time, so a file
+        rebuilt in place gets a new name: browsers may keep a served file for good."""
         if rel not in self.by_path:
-            digest = hmac.new(self.secret, f"{self.run.name}/{rel}".encode(), hashlib.sha256).digest()
+            try:
+                st = (self.run / rel).stat()
+                stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            except OSError:
+                stamp = "missing"  # reported by the loader's check of every file a study needs
+            digest = hmac.new(self.secret, f"{self.run.name}/{rel}:{stamp}".encode(), hashlib.sha256).digest()
             token = base64.urlsafe_b64encode(digest[:18]).decode()
             self.by_path[rel] = token
             self.by_token[token] = self.run / rel
@@ -132,6 +139,15 @@ class LoadedStudy:
         return {c.id: c.name for c in self.manifest.classes}
 
 
+def _first_problem(exc: ValidationError) -> str:
+    """One line for many errors: the first field and what is wrong with it, and how many more."""
+    errors = exc.errors()
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"])
+    more = f" and {len(errors) - 1} more" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
 def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
     """Everything needed to serve a study, or StudyError with every problem found."""
     spec, source, content_hash = parse(path)
@@ -148,7 +164,13 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
             ],
         ) from None
     except ValidationError as exc:
-        raise StudyError(str(path), [f"assets: {run / 'manifest.json'} is not a valid manifest ({exc})"]) from None
+        raise StudyError(
+            str(path),
+            [
+                f"assets: {run / 'manifest.json'} is not a valid manifest ({_first_problem(exc)}); a run made "
+                "by an older version is brought up to date by running 'fieldmark explain' on it again (or 'make demo')"
+            ],
+        ) from None
     entries = {e.image_id: e for e in manifest.images}
     graphs: dict[int, SagGraph] = {}
     for e in manifest.images:

@@ -10,6 +10,7 @@ from app.assets import manifest as schema
 from pipeline import provenance
 from pipeline.explain.registry import METHODS
 from pipeline.explain.run_folder import Run
+from pipeline.methods.deviations import DEVIATIONS, REFERENCE_CODE
 from pipeline.metrics.faithfulness import PROTOCOLS
 from pipeline.models import checkpoint
 
@@ -52,7 +53,14 @@ def build_manifest(
         },
         "classes": [{"id": c, "name": n} for c, n in zip(lm.class_ids, lm.class_names, strict=True)],
         "methods": {
-            m: {"description": METHODS[m].description, "params": saved["methods"][m]} for m in METHODS if m in used
+            m: {
+                "description": METHODS[m].description,
+                "params": saved["methods"][m],
+                "reference_code": REFERENCE_CODE.get(m),
+                "deviations": [d.as_dict() for d in DEVIATIONS.get(m, [])],
+            }
+            for m in METHODS
+            if m in used
         },
         "protocols": {k: v.as_dict() for k, v in PROTOCOLS.items()},
         "parts": parts,

@@ -20,7 +20,7 @@ from pipeline.io import atomic_write_text
 from pipeline.render import concepts
 from pipeline.render import sag as draw
 
-VERSIONS = {"sag": 2, "xnn": 2}  # bump a method's number when its participants' drawing changes
+VERSIONS = {"sag": 3, "xnn": 2}  # bump a method's number when its participants' drawing changes
 STATE = "render.json"
 
 

@@ -317,6 +317,9 @@ def _wide(svg: _Svg, bs: list[Branch]) -> float:
         svg.view(x, 0, col, b.root.patches, None)
         y = col + 22
         svg.share(x, y, col, b.root.confidence, 20)
+        if not b.root.patches:  # the blurred picture alone is enough: say so, there is nothing outlined
+            y += 32
+            svg.text(x, y, "with every square hidden", 14, MUTED)
         if b.children:
             y += 34
             svg.text(x, y, "Hide one square:", 14, MUTED)
@@ -340,7 +343,7 @@ def _narrow(svg: _Svg, bs: list[Branch]) -> float:
             svg.parts.append(f'<line x1="0" y1="{y - 12:.1f}" x2="{NARROW}" y2="{y - 12:.1f}" stroke="{TRACK}"/>')
         svg.view(0, y, view, b.root.patches, None)
         tx = view + 14
-        svg.text(tx, y + 22, "Only these squares:", 15, INK)
+        svg.text(tx, y + 22, "Only these squares:" if b.root.patches else "Every square hidden:", 15, INK)
         svg.share(tx, y + 56, NARROW - tx, b.root.confidence, 28)
         svg.text(tx, y + 92, "of the model's", 14, MUTED)
         svg.text(tx, y + 110, "confidence", 14, MUTED)

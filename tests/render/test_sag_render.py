@@ -145,3 +145,14 @@ def test_same_spots() -> None:
     c[5:7, 4:7] = 1
     assert same_spots([a, c, b]) == [None, None, 0]
     assert not hot_spot(np.ones((7, 7))).any()  # a flat map has no spot
+
+
+def test_an_empty_root_is_said_in_words() -> None:
+    doc = graph().model_dump()
+    doc["roots"] = doc["all_roots"] = [[]]
+    doc["nodes"] = [{**doc["nodes"][0], "patches": [], "confidence": 0.93}]
+    doc["edges"] = []
+    g = SagGraph.model_validate(doc)
+    img = np.full((70, 70, 3), 160, np.uint8)
+    assert "with every square hidden" in diagram_svg(g, img)
+    assert "Every square hidden:" in diagram_svg(g, img, narrow=True)
