@@ -218,14 +218,13 @@ def load_study(
                 label = condition.method or condition.explanation
                 if condition.explains == "true_class":
                     label += " true-class ('fieldmark explain --explain-true')"
-                if condition.explanation == "examples":
-                    label += f" ({condition.neighbours} of the predicted class)"
+                label += explanations.KINDS[condition.explanation].needs(condition)
                 if found is None:
                     missing.setdefault(f"{label} explanations (condition {condition.id}, block {block.id})", []).append(
                         it.image_id
                     )
                     continue
-                for f in explanations.files(found):
+                for f in explanations.files(condition, found):
                     index.token(f)
     problems += _incoherent(path, spec, items)
     for what, ids in missing.items():
@@ -233,11 +232,9 @@ def load_study(
             f"{path}: run {spec.assets!r} lacks {what} for images {sorted(ids)[:12]}"
             f"{' and more' if len(ids) > 12 else ''}"
         )
-    if manifest.xnn is not None and any(c.explanation == "concepts" for c in spec.conditions):
-        for cc in manifest.xnn.classes:
-            for ci in cc.concepts:
-                for g in ci.gallery:
-                    index.token(g.overlay)
+    for kind in dict.fromkeys(c.explanation for c in spec.conditions):
+        for f in explanations.KINDS[kind].study_files(manifest) if kind in explanations.KINDS else []:
+            index.token(f)
     for img in spec.guides:
         if not (run / img).is_file():
             problems.append(f"{path}: guides: {img} is not in run {spec.assets!r}")

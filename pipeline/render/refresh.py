@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from app.assets.manifest import SagGraph
-from pipeline.data.cub import atomic_write_text
+from pipeline.io import atomic_write_text
 from pipeline.render import concepts
 from pipeline.render import sag as draw
 
