@@ -46,6 +46,7 @@ class Seen:
     position: int  # of the right answer among the options
     options: int
     features: dict[str, tuple[float, ...] | str] = field(default_factory=dict)
+    picture: int | None = None  # the gull's image id: a page is never predicted from pages of its own picture
 
 
 class Features(HTMLParser):
@@ -130,6 +131,7 @@ class Crawler(Bot):
         key, options = task.key(item), form.radios["answer"]
         # pooled per participant (one condition each) and task: a block's pages are not told apart
         seen = Seen((self.condition, "", page.task or ""), key, options.index(key), len(options))
+        seen.picture = item.image_id
         seen.features = page_features(html)
         if self.sizes:
             seen.features["page size"] = (float(len(re.sub(r'"data:[^"]*"', '""', html))),)
@@ -138,13 +140,24 @@ class Crawler(Bot):
         self.seen.append(seen)
 
 
-def nearest_accuracy(values: list[tuple[float, ...] | str], keys: list[str]) -> float:
-    """Leave-one-out accuracy of predicting each page's answer from the other pages' answers by
-    the nearest value (equal categories; numbers by distance), ties by vote."""
+def nearest_accuracy(
+    values: list[tuple[float, ...] | str], keys: list[str], pictures: list[int | None] | None = None
+) -> float:
+    """Leave-one-picture-out accuracy of predicting each page's answer from the other pages'
+    answers by the nearest value (equal categories; numbers by distance), ties by vote. Pages of
+    the same picture (other participants') are left out too: a picture's own bytes identify it,
+    and knowing which picture it is tells a script nothing unless it already has the answer."""
     overall = Counter(keys).most_common()
+    pictures = pictures or [None] * len(keys)
     hits = 0
     for i, (v, k) in enumerate(zip(values, keys, strict=True)):
-        others = [(w, y) for j, (w, y) in enumerate(zip(values, keys, strict=True)) if j != i]
+        others = [
+            (w, y)
+            for j, (w, y) in enumerate(zip(values, keys, strict=True))
+            if j != i and (pictures[i] is None or pictures[j] != pictures[i])
+        ]
+        if not others:
+            continue
 
         def distance(w: tuple[float, ...] | str, v: tuple[float, ...] | str = v) -> float:
             if isinstance(v, str) or isinstance(w, str) or len(v) != len(w):
@@ -195,7 +208,7 @@ def leaks(seen: list[Seen], kinds: str) -> list[str]:
             have = [p for p in pages if name in p.features]
             if len(have) < 4:
                 continue
-            acc = nearest_accuracy([p.features[name] for p in have], [p.key for p in have])
+            acc = nearest_accuracy([p.features[name] for p in have], [p.key for p in have], [p.picture for p in have])
             b, m = chance([p.key for p in have])
             if acc > b + m:
                 found.append(f"{group}: {name!r} predicts the answer on {acc:.0%} of trials (chance {b:.0%})")
@@ -245,6 +258,14 @@ def test_the_leak_finder_finds_planted_leaks() -> None:
     assert not leaks(opaque, "attributes")
     flagged = [Seen(("x", "b", "verify"), k, 0, 2, {"div@data-answer": k}) for k in "yynnynynnyynnyynnyny"]
     assert leaks(flagged, "attributes")
+    # a picture's own size, seen by several participants, names the picture, not the answer; a
+    # size that follows the answer across pictures is a leak
+    answers = "yynnynynnyynnyynnyny"
+    size = "asset 0 size"
+    same = [Seen(("x", "", "verify"), k, 0, 2, {size: (1000.0 + 37 * p,)}, p) for p, k in enumerate(answers)]
+    assert not leaks(same * 3, "sizes")
+    bigger = [Seen(("x", "", "verify"), k, 0, 2, {size: (2000.0 * (k == "y") + p,)}, p) for p, k in enumerate(answers)]
+    assert leaks(bigger, "sizes")
 
 
 @pytest.mark.parametrize("study_id", SHIPPED_IDS)
