@@ -179,6 +179,7 @@ def test_a_study_can_require_a_desktop_and_a_minimum_window(
     source = (
         source.replace("id: seagull-agreement", "id: desk-only", 1) + "device: {desktop_only: true, min_width: 1000}\n"
     )
+    source = source.replace("avoid_stimuli_of: [seagull-learning]\n", "")  # loaded alone here
     (tmp_path / "desk.yaml").write_text(source)
     desk = {"desk-only": load_study(tmp_path / "desk.yaml", assets_dir, SECRET)}
     app = create_app(settings, desk)
