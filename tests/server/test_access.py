@@ -180,7 +180,7 @@ def test_a_study_can_require_a_desktop_and_a_minimum_window(
         source.replace("id: seagull-agreement", "id: desk-only", 1) + "device: {desktop_only: true, min_width: 1000}\n"
     )
     (tmp_path / "desk.yaml").write_text(source)
-    desk = {"desk-only": load_study(tmp_path / "desk.yaml", assets_dir, SECRET)}
+    desk = {"desk-only": load_study(tmp_path / "desk.yaml", assets_dir, SECRET, studies)}  # it avoids their pictures
     app = create_app(settings, desk)
     try:
         with TestClient(app, follow_redirects=False) as client:
