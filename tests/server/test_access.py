@@ -181,7 +181,7 @@ def test_a_study_can_require_a_desktop_and_a_minimum_window(
     )
     source = source.replace("avoid_stimuli_of: [seagull-learning]\n", "")  # loaded alone here
     (tmp_path / "desk.yaml").write_text(source)
-    desk = {"desk-only": load_study(tmp_path / "desk.yaml", assets_dir, SECRET)}
+    desk = {"desk-only": load_study(tmp_path / "desk.yaml", assets_dir, SECRET, studies)}  # it avoids their pictures
     app = create_app(settings, desk)
     try:
         with TestClient(app, follow_redirects=False) as client:

@@ -82,10 +82,11 @@ class Features(HTMLParser):
 
 
 def page_features(html: str) -> dict[str, tuple[float, ...] | str]:
-    """The first occurrence of each feature on the page (the rest repeat it or are per element)."""
+    """The first occurrence of each feature on the page (the rest repeat it or are per element);
+    not the trial's number in the participant's own shuffled order ("picture 3 of 16")."""
     parser = Features()
     parser.feed(html)
-    return {name: values[0] for name, values in parser.out.items()}
+    return {name: values[0] for name, values in parser.out.items() if "# of #" not in name}
 
 
 class Crawler(Bot):
