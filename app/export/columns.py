@@ -63,6 +63,24 @@ RAW_IDS = (
     Recorded("prolific_session_id", "string", "raw SESSION_ID (only with --raw-ids)", sql=Participant.external_session),
 )
 
+# prolific-ids.csv: the raw ids, for approving, rejecting and paying bonuses on Prolific; the
+# pseudonym links them to the other files. Personal data: only on the dashboard, each download logged.
+PROLIFIC_IDS = (
+    Recorded("participant", "string", "pseudonym, as in trials.csv and participants.csv"),
+    Recorded("prolific_pid", "string", "raw PROLIFIC_PID"),
+    Recorded("prolific_study_id", "string", "raw STUDY_ID"),
+    Recorded("prolific_session_id", "string", "raw SESSION_ID"),
+    Recorded(
+        "status",
+        "string",
+        "where the participant is, or ended (abandoned: idle past the study's timeout)",
+        "started, active, completed, abandoned, screened_out, declined",
+    ),
+    Recorded("completion_code", "string", "the Prolific code the study gave them; empty if none yet"),
+    Recorded("started_at", "datetime", "when they arrived (UTC)"),
+    Recorded("completed_at", "datetime", "when they finished (UTC)"),
+)
+
 
 def trial_columns(study: LoadedStudy) -> list[Recorded]:
     return [*TRIAL_CONTEXT, *trial_fields(study), *FLAGS]
@@ -98,6 +116,7 @@ def codebook(study: LoadedStudy, raw_ids: bool) -> dict[str, Any]:
         "trials.csv": [c.entry() for c in trial_columns(study)],
         "participants.csv": [c.entry() for c in participant_columns(study, raw_ids)],
         "classes.csv": [c.entry() for c in CLASSES],
+        "prolific-ids.csv": [c.entry() for c in PROLIFIC_IDS],
         "cells": "every CSV cell that would start with =, +, -, @, a tab or a carriage return is written with a "
         "leading apostrophe, so that a spreadsheet shows it as text instead of running it as a formula",
         "analysis_formula_r": ANALYSIS_FORMULA_R,
@@ -122,7 +141,7 @@ def codebook_markdown(doc: dict[str, Any]) -> str:
     ]
     if doc.get("preregistration"):
         lines += [f"Preregistration: {doc['preregistration']}", ""]
-    for table in ("trials.csv", "participants.csv", "classes.csv"):
+    for table in ("trials.csv", "participants.csv", "classes.csv", "prolific-ids.csv"):
         lines += [f"## {table}", "", "| column | type | meaning | values |", "|---|---|---|---|"]
         lines += [f"| `{c['name']}` | {c['type']} | {c['meaning']} | {c['values']} |" for c in doc[table]]
         lines.append("")

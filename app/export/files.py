@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.analysis.rules import answers, attention_failures, flags_for, pseudonym, trial_fields
-from app.export.columns import FLAGS, codebook, codebook_markdown, participant_columns, trial_columns
-from app.models import Participant, Response, StudySnapshot, aware
+from app.export.columns import FLAGS, PROLIFIC_IDS, codebook, codebook_markdown, participant_columns, trial_columns
+from app.models import Participant, Response, StudySnapshot, aware, utcnow
+from app.services.monitor import state_of
 from app.steps.registry import trial_row_types
 from app.studies.loader import LoadedStudy
 from app.util import atomic_write
@@ -36,6 +37,7 @@ BOOL = {True: "true", False: "false", None: ""}
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 1 << 16  # characters of CSV per yielded chunk
 FLAG_NAMES = tuple(c.name for c in FLAGS)
+ENDED_EARLY = ("screened_out", "declined")
 
 
 def _iso(v: Any) -> str:
@@ -217,6 +219,46 @@ def stream_participants(
         }
         from_table = iter(stored)
         out.row([_cell(next(from_table) if c.sql is not None else computed.get(c.name)) for c in cols])
+        if (chunk := out.take()) is not None:
+            yield chunk
+    yield out.take(force=True) or ""
+
+
+def given_code(study: LoadedStudy, status: str) -> str | None:
+    """The Prolific code the study gives a participant who ended so (the pages show the same)."""
+    codes = study.spec.prolific
+    if codes is None:
+        return None
+    return codes.completion_code if status == "completed" else codes.screen_out_code if status in ENDED_EARLY else None
+
+
+def stream_prolific_ids(
+    session: Session, study: LoadedStudy, secret: str, now: dt.datetime | None = None
+) -> Iterator[str]:
+    """prolific-ids.csv: every participant who came with a Prolific id (never pilots)."""
+    now = now or utcnow()
+    timeout = dt.timedelta(minutes=study.spec.assignment.timeout_minutes)
+    out = _Csv()
+    out.row([c.name for c in PROLIFIC_IDS])
+    q = (
+        select(Participant)
+        .where(Participant.study_id == study.id, Participant.is_pilot.is_(False), Participant.external_pid.is_not(None))
+        .order_by(Participant.id)
+        .execution_options(yield_per=1000)
+    )
+    for p in session.scalars(q):
+        status = state_of(p, timeout, now)
+        cells = {
+            "participant": pseudonym(secret, study.id, p.external_pid, p.id),
+            "status": status,
+            "completion_code": given_code(study, p.status),
+            "prolific_pid": p.external_pid,
+            "prolific_study_id": p.external_study,
+            "prolific_session_id": p.external_session,
+            "started_at": p.created_at,
+            "completed_at": p.completed_at,
+        }
+        out.row([_cell(cells[c.name]) for c in PROLIFIC_IDS])
         if (chunk := out.take()) is not None:
             yield chunk
     yield out.take(force=True) or ""

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from app.errors import Forbidden, Invalid, Refused
+from app.errors import Forbidden, Invalid, NotTaking, Refused
 from app.models import Participant
 from app.services import participation as svc
 from app.settings import Settings
@@ -92,14 +92,29 @@ PostedDep = Annotated[Posted, Depends(posted)]
 @router.get("/s/{study_id}")
 def enter(request: Request, study: StudyDep, session: SessionDep, settings: SettingsDep) -> Response:
     q = request.query_params
-    p, is_new = svc.enter(
-        session,
-        study,
-        q.get("PROLIFIC_PID"),
-        q.get("STUDY_ID"),
-        q.get("SESSION_ID"),
-        request.cookies.get(COOKIE + study.id),
-    )
+    try:
+        p, is_new = svc.enter(
+            session,
+            study,
+            q.get("PROLIFIC_PID"),
+            q.get("STUDY_ID"),
+            q.get("SESSION_ID"),
+            request.cookies.get(COOKIE + study.id),
+        )
+    except NotTaking as no:  # paused, closed or full: a polite page, and Prolific's return code
+        prolific = study.spec.prolific
+        code = prolific.return_code if prolific and q.get("PROLIFIC_PID") else None
+        url = f"{settings.prolific_url}?{urlencode({'cc': code})}" if code else None
+        return render(
+            request,
+            "closed.html",
+            status=503,
+            study=study.spec,
+            title=no.title,
+            message=str(no),
+            prolific_code=code,
+            prolific_url=url,
+        )
     if not is_new and p.status not in ("started", "active"):
         return render(request, "already.html", status=409, study=study.spec, participant=p)
     svc.touch(study, p)

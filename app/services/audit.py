@@ -20,3 +20,15 @@ def record(session: Session, who: Researcher | None, action: str, study_id: str 
 def entries(session: Session, study_id: str, limit: int = 100) -> list[AuditEntry]:
     q = select(AuditEntry).where(AuditEntry.study_id == study_id).order_by(AuditEntry.id.desc()).limit(limit)
     return list(session.scalars(q))
+
+
+def recent(session: Session, study_id: str, limit: int = 20) -> list[tuple[AuditEntry, str | None]]:
+    """The study's latest entries, newest first, each with the researcher's e-mail."""
+    q = (
+        select(AuditEntry, Researcher.email)
+        .outerjoin(Researcher, Researcher.id == AuditEntry.researcher_id)
+        .where(AuditEntry.study_id == study_id)
+        .order_by(AuditEntry.id.desc())
+        .limit(limit)
+    )
+    return [(e, email) for e, email in session.execute(q)]

@@ -1,0 +1,246 @@
+"""Operating a study from the dashboard, over HTTP: open, pause and close it; a participant cap
+and per-condition quotas; the participant links; the raw Prolific ids; the audit log of it all."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from app.bots import run_bots
+from app.errors import StudyError
+from app.main import create_app
+from app.models import Assignment, AuditEntry, Participant
+from app.settings import Settings
+from app.studies.loader import LoadedStudy, parse
+from app.studies.schema import Recruitment
+from tests.server.conftest import REPO
+from tests.server.helpers import page, start
+from tests.server.test_researcher import csrf_of, login, make_researcher
+
+STUDY = "seagull-agreement"
+DASH = f"/r/studies/{STUDY}"
+
+
+def _arrive(client: TestClient, pid: str) -> object:
+    """A newcomer from Prolific, in a browser of their own (no cookie of an earlier visit)."""
+    client.cookies.delete(f"fm-p-{STUDY}")
+    return client.get(f"/s/{STUDY}?PROLIFIC_PID={pid}&STUDY_ID=st&SESSION_ID=se{pid}")
+
+
+def _count(client: TestClient, model: type, **where: object) -> int:
+    with client.app.state.sessions() as s:  # type: ignore[attr-defined]
+        q = select(func.count()).select_from(model)
+        for k, v in where.items():
+            q = q.where(getattr(model, k) == v)
+        return int(s.scalar(q) or 0)
+
+
+def _audit(client: TestClient) -> list[tuple[str, dict | None, int | None]]:
+    with client.app.state.sessions() as s:  # type: ignore[attr-defined]
+        return [(e.action, e.detail, e.researcher_id) for e in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+
+
+@pytest.fixture
+def researcher(client: TestClient) -> TestClient:
+    make_researcher(client)
+    login(client)
+    return client
+
+
+def _state(client: TestClient, state: str) -> None:
+    r = client.post(f"{DASH}/state", data={"state": state, "csrf": csrf_of(client, DASH)})
+    assert r.status_code == 303 and r.headers["location"] == f"{DASH}#ops", r.text
+
+
+def test_pause_close_and_open_from_the_dashboard(researcher: TestClient) -> None:
+    client = researcher
+    code = start(client, STUDY, pid="early")  # started while open: may finish whatever happens
+    _state(client, "paused")
+    assert "Paused: new participants are turned away" in client.get(DASH).text
+    r = _arrive(client, "late1")
+    assert r.status_code == 503 and "This study is paused" in r.text
+    assert "cc=FMRETURN2" in r.text and "FMRETURN2" in r.text  # Prolific's return code, to copy too
+    assert _count(client, Participant, external_pid="late1") == 0  # nothing was stored about them
+    assert client.get(f"/s/{STUDY}").status_code == 503  # without Prolific: the same page, no code
+    assert "cc=" not in client.get(f"/s/{STUDY}").text
+    assert page(client, code).h1  # the early one carries on
+    assert _arrive(client, "early").status_code == 303  # and gets back in with their Prolific id
+
+    _state(client, "closed")
+    r = _arrive(client, "late2")
+    assert r.status_code == 503 and "This study has closed" in r.text
+    preview = client.post(f"{DASH}/preview", data={"condition": "heatmap", "csrf": csrf_of(client, DASH)})
+    assert preview.status_code == 303  # researchers can still preview a closed study
+
+    _state(client, "open")
+    assert _arrive(client, "late3").status_code == 303
+    me = _audit(client)
+    assert [(a, d) for a, d, _ in me] == [
+        ("study_paused", {"before": "open", "after": "paused"}),
+        ("study_closed", {"before": "paused", "after": "closed"}),
+        ("study_opened", {"before": "closed", "after": "open"}),
+    ]
+    assert all(who is not None for _, _, who in me)
+    dashboard = client.get(DASH).text
+    assert "study paused" in dashboard and "ada@example.org" in dashboard  # the log, on the page
+
+    _state(client, "open")  # no change: nothing logged
+    assert len(_audit(client)) == 3
+    r = client.post(f"{DASH}/state", data={"state": "sleeping", "csrf": csrf_of(client, DASH)})
+    assert r.status_code == 400 and "Nothing was stored" in r.text
+    r = client.post(f"{DASH}/state", data={"state": "closed", "csrf": "forged"})
+    assert r.status_code == 403 and len(_audit(client)) == 3
+    assert "Open: new participants can start" in client.get(DASH).text
+
+
+def test_a_cap_set_on_the_dashboard_turns_newcomers_away(researcher: TestClient) -> None:
+    client = researcher
+    r = client.post(f"{DASH}/limits", data={"cap": "2", "csrf": csrf_of(client, DASH)})
+    assert r.status_code == 303
+    assert _arrive(client, "one").status_code == 303
+    assert _arrive(client, "two").status_code == 303
+    r = _arrive(client, "three")
+    assert r.status_code == 503 and "This study is full" in r.text and "cc=FMRETURN2" in r.text
+    assert _arrive(client, "one").status_code == 303  # someone already in is never turned away
+    page_text = client.get(DASH).text
+    assert "Full: every place is taken" in page_text and "Places left: <strong>0</strong>" in page_text
+    assert "full · " in client.get("/r/").text  # the studies list says so too
+
+    with client.app.state.sessions() as s:  # type: ignore[attr-defined]
+        for p in s.scalars(select(Participant).where(Participant.external_pid == "two")):
+            p.status = "declined"  # declining frees the place
+        s.commit()
+    assert _arrive(client, "three").status_code == 303
+
+    actions = [(a, d) for a, d, _ in _audit(client)]
+    assert actions == [
+        (
+            "limits_changed",
+            {"before": {"cap": None, "quotas": {}}, "after": {"cap": 2, "quotas": {}}},
+        )
+    ]
+    for bad in ({"cap": "0"}, {"cap": "two"}, {"quota.heatmap": "-1"}, {"quota.nosuch": "3"}):
+        r = client.post(f"{DASH}/limits", data={**bad, "csrf": csrf_of(client, DASH)})
+        assert r.status_code == 400 and "Nothing was stored" in r.text, bad
+    r = client.post(f"{DASH}/limits", data={"cap": "", "csrf": csrf_of(client, DASH)})  # empty: no limit
+    assert r.status_code == 303 and _arrive(client, "four").status_code == 303
+    assert len(_audit(client)) == 2
+
+
+def test_quotas_steer_assignment_and_fill_the_study(
+    client: TestClient, settings: Settings, studies: dict[str, LoadedStudy]
+) -> None:
+    make_researcher(client)
+    login(client)
+    study = studies[STUDY]
+    form = {"quota.prediction": "1", "quota.heatmap": "1", "quota.examples": "1", "quota.concepts": "2"}
+    assert client.post(f"{DASH}/limits", data={**form, "csrf": csrf_of(client, DASH)}).status_code == 303
+    results = run_bots(study, 6, "oracle", None, 3, settings, studies)
+    assert [r.status for r in results[:5]] == ["completed"] * 5
+    assert results[5].status == "error 503: This study is full"
+    with client.app.state.sessions() as s:  # type: ignore[attr-defined]
+        got = dict(s.execute(select(Assignment.condition, func.count()).group_by(Assignment.condition)).all())
+    assert got == {"prediction": 1, "heatmap": 1, "examples": 1, "concepts": 2}
+    text = client.get(DASH).text
+    assert (
+        'name="quota.concepts" class="text number" type="number" min="1" step="1" inputmode="numeric" value="2"' in text
+    )
+
+
+def _app_with(settings: Settings, studies: dict[str, LoadedStudy], recruitment: Recruitment) -> Iterator[TestClient]:
+    changed = dataclasses.replace(
+        studies[STUDY], spec=studies[STUDY].spec.model_copy(update={"recruitment": recruitment})
+    )
+    application = create_app(settings, {**studies, STUDY: changed})
+    with TestClient(application, follow_redirects=False) as c:
+        yield c
+    application.state.engine.dispose()
+
+
+def test_the_study_files_limits_apply_until_the_dashboard_sets_its_own(
+    settings: Settings, studies: dict[str, LoadedStudy]
+) -> None:
+    codes = studies[STUDY].spec.prolific
+    for client in _app_with(settings, studies, Recruitment(cap=1, prolific=codes)):
+        assert _arrive(client, "a").status_code == 303
+        assert _arrive(client, "b").status_code == 503
+        make_researcher(client)
+        login(client)
+        assert "These limits come from the study file." in client.get(DASH).text
+        assert client.post(f"{DASH}/limits", data={"cap": "5", "csrf": csrf_of(client, DASH)}).status_code == 303
+        assert _arrive(client, "b").status_code == 303
+        assert "Set here: they replace the study file" in client.get(DASH).text
+
+
+def test_the_recruitment_section_is_checked(tmp_path: Path) -> None:
+    source = (REPO / "studies" / f"{STUDY}.yaml").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(source.replace("recruitment:\n", "recruitment:\n  quotas: {nosuch: 3, heatmap: 0}\n"))
+    with pytest.raises(StudyError) as e:
+        parse(bad)
+    assert "recruitment.quotas: a quota is at least 1 participant; check heatmap" in str(e.value)
+    bad.write_text(source.replace("recruitment:\n", "recruitment:\n  quotas: {nosuch: 3}\n"))
+    with pytest.raises(StudyError, match=r"recruitment\.quotas names conditions the study lacks: nosuch"):
+        parse(bad)
+    bad.write_text(source + "prolific: {completion_code: OLDPLACE}\n")  # where the codes were before
+    with pytest.raises(StudyError, match="`prolific` now lives in the `recruitment` section"):
+        parse(bad)
+
+
+def test_the_participant_links_are_absolute_and_copyable(researcher: TestClient) -> None:
+    text = researcher.get(DASH).text
+    assert f'value="http://testserver/s/{STUDY}"' in text
+    template = "?PROLIFIC_PID={{%PROLIFIC_PID%}}&amp;STUDY_ID={{%STUDY_ID%}}&amp;SESSION_ID={{%SESSION_ID%}}"
+    assert f'value="http://testserver/s/{STUDY}{template}"' in text
+    assert text.count("data-copy=") == 2 and '<script src="/static/dashboard.js" defer>' in text
+
+
+def test_raw_prolific_ids_for_a_researcher_only_and_every_download_logged(
+    client: TestClient, settings: Settings, studies: dict[str, LoadedStudy]
+) -> None:
+    run_bots(studies[STUDY], 2, "oracle", None, 4, settings, studies)
+    start(client, STUDY, pid="stillhere")
+    url = f"{DASH}/prolific-ids.csv"
+    r = client.get(url)
+    assert r.status_code == 303 and r.headers["location"] == "/r/login" and _audit(client) == []
+    make_researcher(client)
+    login(client)
+    r = client.get(url)
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    assert f'filename="{STUDY}-prolific-ids.csv"' in r.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert list(rows[0]) == [
+        "participant",
+        "prolific_pid",
+        "prolific_study_id",
+        "prolific_session_id",
+        "status",
+        "completion_code",
+        "started_at",
+        "completed_at",
+    ]
+    done = [row for row in rows if row["status"] == "completed"]
+    assert len(done) == 2 and {row["completion_code"] for row in done} == {"FMAGREE1"}
+    assert {row["prolific_study_id"] for row in done} == {"sim"} and {row["prolific_session_id"] for row in done} == {
+        "s0",
+        "s1",
+    }
+    assert all(row["prolific_pid"].startswith("bot4x") and row["completed_at"] for row in done)
+    here = next(row for row in rows if row["prolific_pid"] == "stillhere")
+    assert (here["status"], here["completion_code"], here["prolific_session_id"]) == ("started", "", "se")
+    participants = csv.DictReader(io.StringIO(client.get(f"{DASH}/export/participants.csv").text))
+    assert {row["participant"] for row in done} <= {row["participant"] for row in participants}  # linked
+    client.get(url)
+    assert [(a, d) for a, d, _ in _audit(client)] == [
+        ("raw_ids_downloaded", {"file": "prolific-ids.csv"}),
+        ("export_downloaded", {"file": "participants.csv"}),
+        ("raw_ids_downloaded", {"file": "prolific-ids.csv"}),
+    ]
+    assert "raw ids downloaded" in client.get(DASH).text
