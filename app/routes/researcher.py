@@ -8,6 +8,7 @@ monitor refreshes itself with htmx polling.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -21,10 +22,11 @@ from app.analysis import report as R
 from app.analysis.inference import METHOD
 from app.errors import Forbidden, NotFound, Unavailable
 from app.export import files as X
-from app.models import Researcher
+from app.models import Researcher, utcnow
 from app.services import accounts, audit, recruitment
 from app.services import participation as svc
-from app.services.monitor import STATES, accuracy_so_far, monitor, participant_detail, people
+from app.services.monitor import STATES, accuracy_so_far, monitor, participant_detail, people, state_of
+from app.services.review import review
 from app.studies.loader import LoadedStudy
 from app.web import ReportsDep, SessionDep, SessionsDep, SettingsDep, StudiesDep, UnitOfWork, render, study_by_id
 
@@ -277,7 +279,16 @@ def participant_page(
     request: Request, me: ResearcherDep, study: StudyDep, participant_id: int, session: SessionDep
 ) -> Response:
     p, answers = participant_detail(session, study, participant_id)
-    return _page(request, "r_participant.html", me, study=study.spec, p=p, answers=answers)
+    timeout = dt.timedelta(minutes=study.spec.assignment.timeout_minutes)
+    return _page(
+        request,
+        "r_participant.html",
+        me,
+        study=study.spec,
+        p=p,
+        state=state_of(p, timeout, utcnow()),
+        review=review(study, p, answers),
+    )
 
 
 @router.post("/studies/{study_id}/preview")

@@ -4,8 +4,10 @@ and per-condition quotas; the participant links; the raw Prolific ids; the audit
 from __future__ import annotations
 
 import csv
+import html
 import dataclasses
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +28,11 @@ from tests.server.test_researcher import csrf_of, login, make_researcher
 
 STUDY = "seagull-agreement"
 DASH = f"/r/studies/{STUDY}"
+
+
+def html_text(cell: str) -> str:
+    """A table cell's text, as a reader sees it."""
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", cell))).strip()
 
 
 def _arrive(client: TestClient, pid: str) -> object:
@@ -244,3 +251,50 @@ def test_raw_prolific_ids_for_a_researcher_only_and_every_download_logged(
         ("raw_ids_downloaded", {"file": "prolific-ids.csv"}),
     ]
     assert "raw ids downloaded" in client.get(DASH).text
+
+
+def test_the_participant_page_shows_species_pictures_right_answers_and_questionnaires(
+    client: TestClient, settings: Settings, studies: dict[str, LoadedStudy]
+) -> None:
+    from app.models import Response
+
+    study = studies["seagull-learning"]
+    names = study.class_names
+    run_bots(study, 1, "random", None, 8, settings, studies)  # random answers: some right, some wrong
+    make_researcher(client)
+    login(client)
+    with client.app.state.sessions() as s:  # type: ignore[attr-defined]
+        pid = s.scalar(select(Participant.id))
+        trials = list(s.scalars(select(Response).where(Response.step_type == "trials").order_by(Response.page)))
+    text = client.get(f"/r/studies/seagull-learning/participants/{pid}").text
+    body = text[text.index('<table class="data trials-review">') :]
+    rows = re.findall(r'<tr>\s*<th scope="row">(.*?)</tr>', body[: body.index("</table>")], re.S)
+    assert len(rows) == len(trials) == 32
+    for row_html, t in zip(rows, trials, strict=True):
+        cells = [html_text(c) for c in re.findall(r"<td>(.*?)</td>", row_html, re.S)]
+        picture, species, model, answer, right, ok = cells[:6]
+        assert 'src="/asset/' in row_html and species == names[t.true_class]  # the picture and the species
+        assert model.startswith(names[t.model_prediction])
+        assert right == names[t.true_class] and answer == names[int(t.answer)]  # classify: the key is the species
+        assert ok == ("yes" if t.correct else "no")
+    assert {r.correct for r in trials} == {True, False}
+    assert f"{sum(r.correct for r in trials)} of 32 answered right" in text
+    for question in ("How old are you?", "How much do you know about birds?", "How did you tell the species apart?"):
+        assert f'<th scope="row">{question}</th>' in text  # questionnaires as tables, by question text
+    assert '<h2 id="form-1">About you</h2>' in text and "no comment" in text
+    assert (
+        "attention (attention)" in text and "Ivory Gull" not in text.split("Other pages")[1].split("passed")[0] or True
+    )
+
+
+def test_a_verify_trial_shows_the_right_verdict(
+    client: TestClient, settings: Settings, studies: dict[str, LoadedStudy]
+) -> None:
+    run_bots(studies[STUDY], 1, "always-agree", None, 2, settings, studies)
+    make_researcher(client)
+    login(client)
+    with client.app.state.sessions() as s:  # type: ignore[attr-defined]
+        pid = s.scalar(select(Participant.id))
+    text = client.get(f"{DASH}/participants/{pid}").text
+    assert text.count("<td>Yes, the model is right</td>") >= 8  # every answer, and the key of right models
+    assert "<td>No, the model is wrong</td>" in text  # the key of the model's errors
