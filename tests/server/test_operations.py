@@ -296,3 +296,53 @@ def test_a_verify_trial_shows_the_right_verdict(
     text = client.get(f"{DASH}/participants/{pid}").text
     assert text.count("<td>Yes, the model is right</td>") >= 8  # every answer, and the key of right models
     assert "<td>No, the model is wrong</td>" in text  # the key of the model's errors
+
+
+def test_the_participant_list_filters_pages_and_refreshes(researcher: TestClient) -> None:
+    import datetime as dt
+
+    client = researcher
+    for k in range(55):
+        assert _arrive(client, f"p{k:02d}").status_code == 303
+    with client.app.state.sessions() as s:  # type: ignore[attr-defined]
+        people = {p.external_pid: p for p in s.scalars(select(Participant))}
+        for k in range(5):
+            people[f"p{k:02d}"].status = "declined"
+        for k in range(5, 8):  # idle for an hour: abandoned, though still "started" in the table
+            people[f"p{k:02d}"].last_seen_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+        for k in range(8, 12):
+            people[f"p{k:02d}"].condition, people[f"p{k:02d}"].status = "heatmap", "active"
+        s.commit()
+        ids = {pid: p.id for pid, p in people.items()}
+
+    def listed(query: str = "", **headers: str) -> tuple[str, list[int]]:
+        r = client.get(f"{DASH}/participants{query}", headers=headers)
+        assert r.status_code == 200, r.text
+        return r.text, [int(i) for i in re.findall(r'<td><a href="/r/studies/[^/]+/participants/(\d+)">', r.text)]
+
+    text, first = listed()
+    assert "<html" in text and "55 participants" in text and "page 1 of 2" in text
+    assert first == sorted(ids.values(), reverse=True)[:50]  # newest first, 50 a page
+    assert f'href="/r/studies/{STUDY}/participants?page=2">Older' in text  # a plain link: no JavaScript needed
+    text, second = listed("?page=2")
+    assert second == sorted(ids.values(), reverse=True)[50:] and "← Newer" in text
+    assert listed("?page=99")[1] == second  # past the end: the last page
+
+    assert sorted(listed("?status=declined")[1]) == sorted(ids[f"p{k:02d}"] for k in range(5))
+    text, abandoned = listed("?status=abandoned")
+    assert sorted(abandoned) == sorted(ids[f"p{k:02d}"] for k in range(5, 8)) and "3 participants match" in text
+    assert len(listed("?status=started")[1]) == 55 - 5 - 3 - 4
+    assert sorted(listed("?condition=heatmap")[1]) == sorted(ids[f"p{k:02d}"] for k in range(8, 12))
+    assert listed("?condition=heatmap&status=declined")[1] == []
+    text, rows = listed("?condition=unassigned")
+    assert len(rows) == 50 and "51 participants match these filters · page 1 of 2" in text
+    text, _ = listed("?status=declined")
+    assert f'href="/r/studies/{STUDY}/participants?status=declined&amp;condition=heatmap"' in text  # filters combine
+
+    fragment, rows = listed("?status=started&page=1", **{"HX-Request": "true"})
+    assert "<html" not in fragment and len(rows) == 43
+    assert f'hx-get="/r/studies/{STUDY}/participants?status=started" hx-trigger="every 10s"' in fragment
+    assert client.get(f"{DASH}/participants?status=sleeping").status_code == 400
+    assert client.get(f"{DASH}/participants?condition=nosuch").status_code == 400
+    study_page = client.get(DASH).text
+    assert f'hx-get="/r/studies/{STUDY}/participants" hx-trigger="every 10s"' in study_page  # live on the study page
