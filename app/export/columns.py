@@ -111,6 +111,11 @@ def codebook(study: LoadedStudy, raw_ids: bool) -> dict[str, Any]:
         "study": study.id,
         "version": study.spec.version,
         "study_hash": study.content_hash,
+        "assets": {
+            "run": study.spec.assets,
+            "manifest_sha256": study.manifest_hash,
+            "model_hash": study.manifest.provenance.model_hash,
+        },
         "ids": ids_note,
         "preregistration": study.spec.preregistration,
         "trials.csv": [c.entry() for c in trial_columns(study)],
@@ -135,6 +140,9 @@ def codebook_markdown(doc: dict[str, Any]) -> str:
         f"# Codebook: {doc['study']} (version {doc['version']})",
         "",
         f"Study file hash: `{doc['study_hash']}` (the exact file is `study.yaml`).",
+        "",
+        f"Asset run `{doc['assets']['run']}`: manifest SHA-256 `{doc['assets']['manifest_sha256']}`, model "
+        f"`{doc['assets']['model_hash']}` (the whole manifest is in `snapshot.json`).",
         "",
         f"Ids: {doc['ids']}.",
         "",

@@ -1,4 +1,5 @@
-"""Exports: trials.csv, participants.csv, codebook (md and json), and the exact study file.
+"""Exports: trials.csv, participants.csv, codebook (md and json), the exact study file, and the
+snapshot of what was shown (the asset manifest, the model's hash).
 
 `FILES` lists every export file once: `fieldmark export` writes them all, the dashboard serves
 each. Columns come from app/export/columns.py. Rows stream from the database in batches and
@@ -294,6 +295,37 @@ def _study_file(x: Export) -> Iterator[str]:
     yield x.study.source
 
 
+def snapshot(study: LoadedStudy) -> dict[str, Any]:
+    """What participants were shown, in one document: the study file's identity and the asset run's
+    whole manifest (every image, prediction, explanation file and its parameters), with the hashes
+    of the model, the data and the manifest itself."""
+    m = study.manifest
+    return {
+        "study": {
+            "id": study.id,
+            "version": study.spec.version,
+            "title": study.spec.title,
+            "study_hash": study.content_hash,
+            "file": "study.yaml",
+        },
+        "assets": {
+            "run": study.spec.assets,
+            "run_id": m.run_id,
+            "manifest_sha256": study.manifest_hash,
+            "model_hash": m.provenance.model_hash,
+            "model_arch": m.provenance.model_arch,
+            "data_hash": m.provenance.data_hash,
+            "code_version": m.provenance.code_version,
+            "created": m.provenance.created,
+        },
+        "manifest": m.model_dump(mode="json"),
+    }
+
+
+def _snapshot(x: Export) -> Iterator[str]:
+    yield json.dumps(snapshot(x.study), indent=1)
+
+
 def _classes(x: Export) -> Iterator[str]:
     """The run's classes: the species behind every class id of the other files."""
     out = _Csv()
@@ -316,6 +348,7 @@ FILES: dict[str, ExportFile] = {
     "codebook.json": ExportFile("application/json", _codebook_json),
     "codebook.md": ExportFile("text/markdown", _codebook_md),
     "study.yaml": ExportFile("application/yaml", _study_file),
+    "snapshot.json": ExportFile("application/json", _snapshot),
 }
 
 
