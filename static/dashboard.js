@@ -4,7 +4,6 @@ document.addEventListener("DOMContentLoaded", () => {
     const field = document.getElementById(button.dataset.copy);
     if (!field) continue;
     button.hidden = false;
-    button.setAttribute("aria-label", "Copy " + (field.labels[0]?.textContent || "link").toLowerCase());
     button.addEventListener("click", async () => {
       field.select();
       try {
