@@ -346,3 +346,46 @@ def test_the_participant_list_filters_pages_and_refreshes(researcher: TestClient
     assert client.get(f"{DASH}/participants?condition=nosuch").status_code == 400
     study_page = client.get(DASH).text
     assert f'hx-get="/r/studies/{STUDY}/participants" hx-trigger="every 10s"' in study_page  # live on the study page
+
+
+def test_two_arrivals_at_once_do_not_overshoot_the_cap(client: TestClient, studies: dict[str, LoadedStudy]) -> None:
+    """The second newcomer waits for the first one's transaction (the study's lock row), then sees
+    the place taken: without the lock both would see one place left."""
+    import threading
+    import time
+
+    from app.errors import NotTaking
+    from app.models import Study
+    from app.services import participation as svc
+
+    sessions = client.app.state.sessions  # type: ignore[attr-defined]
+    with sessions() as s:
+        s.get(Study, STUDY).cap = 1  # type: ignore[union-attr]
+        s.commit()
+    study = studies[STUDY]
+    first_in = threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def arrive(pid: str) -> None:
+        with sessions() as s:
+            try:
+                if pid == "b":
+                    first_in.wait(10)
+                svc.enter(s, study, pid, None, None, None)
+                if pid == "a":
+                    first_in.set()
+                    time.sleep(0.5)  # the second arrival runs meanwhile
+                s.commit()
+                outcomes[pid] = "in"
+            except NotTaking as e:
+                outcomes[pid] = e.reason
+            except Exception as e:  # reported by the assertion below
+                outcomes[pid] = e
+
+    threads = [threading.Thread(target=arrive, args=(pid,)) for pid in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert outcomes == {"a": "in", "b": "full"}
+    assert _count(client, Participant) == 1
