@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from app.analysis import report as R
 from app.analysis.inference import METHOD
-from app.errors import Forbidden, NotFound, Unavailable
+from app.errors import Forbidden, NotFound, Refused, Unavailable
 from app.export import files as X
 from app.models import Researcher, utcnow
 from app.services import accounts, audit, recruitment
@@ -222,10 +222,12 @@ def participants_page(
     session: SessionDep,
     status: str = "",
     condition: str = "",
-    page: int = 1,
+    page: str = "1",
 ) -> Response:
     """The participant list: a whole page, or (asked by htmx) just the list, for its live refresh."""
-    context = _people_context(session, study, status, condition, page)
+    if not page.isdigit():
+        raise Refused("page must be a page number (1, 2, ...)", title="No such page")
+    context = _people_context(session, study, status, condition, int(page))
     if request.headers.get("HX-Request"):
         return render(request, "_people.html", **context)
     return _page(request, "r_participants.html", me, **context)

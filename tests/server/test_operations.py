@@ -344,6 +344,8 @@ def test_the_participant_list_filters_pages_and_refreshes(researcher: TestClient
     assert f'hx-get="/r/studies/{STUDY}/participants?status=started" hx-trigger="every 10s"' in fragment
     assert client.get(f"{DASH}/participants?status=sleeping").status_code == 400
     assert client.get(f"{DASH}/participants?condition=nosuch").status_code == 400
+    r = client.get(f"{DASH}/participants?page=last")
+    assert r.status_code == 400 and "page must be a page number" in r.text
     study_page = client.get(DASH).text
     assert f'hx-get="/r/studies/{STUDY}/participants" hx-trigger="every 10s"' in study_page  # live on the study page
 
