@@ -158,6 +158,7 @@ def _operations_context(
         "link": link,
         "prolific_link": link + PROLIFIC_QUERY,
         "audit": audit.recent(session, study.id),
+        "describe": audit.describe,
     }
 
 

@@ -97,6 +97,7 @@ def test_pause_close_and_open_from_the_dashboard(researcher: TestClient) -> None
     assert all(who is not None for _, _, who in me)
     dashboard = client.get(DASH).text
     assert "study paused" in dashboard and "ada@example.org" in dashboard  # the log, on the page
+    assert "<td>study closed</td>\n      <td>paused → closed</td>" in dashboard
 
     _state(client, "open")  # no change: nothing logged
     assert len(_audit(client)) == 3
@@ -139,6 +140,9 @@ def test_a_cap_set_on_the_dashboard_turns_newcomers_away(researcher: TestClient)
     r = client.post(f"{DASH}/limits", data={"cap": "", "csrf": csrf_of(client, DASH)})  # empty: no limit
     assert r.status_code == 303 and _arrive(client, "four").status_code == 303
     assert len(_audit(client)) == 2
+    assert (
+        "<td>cap: no limit → 2</td>" in client.get(DASH).text and "<td>cap: 2 → no limit</td>" in client.get(DASH).text
+    )
 
 
 def test_quotas_steer_assignment_and_fill_the_study(
