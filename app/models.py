@@ -74,6 +74,7 @@ class Participant(Base):
     code: Mapped[str] = mapped_column(String(40), unique=True)  # the secret in the participant's link
     study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
     study_hash: Mapped[str] = mapped_column(String(64))
+    manifest_hash: Mapped[str | None] = mapped_column(String(64))  # the asset run's manifest they were shown
     condition: Mapped[str | None] = mapped_column(String(64))
     item_set: Mapped[int | None]
     seed: Mapped[int]

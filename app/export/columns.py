@@ -44,6 +44,12 @@ PARTICIPANT = (
         sql=Participant.status,
     ),
     Recorded("item_set", "integer", "which of the blocks' item sets they saw (Latin square)", sql=Participant.item_set),
+    Recorded(
+        "manifest_sha256",
+        "string",
+        "SHA-256 of the asset run's manifest they were shown (snapshot.json holds the manifest); empty if not recorded",
+        sql=Participant.manifest_hash,
+    ),
     Recorded("started_at", "datetime", "when they arrived (UTC)", sql=Participant.created_at),
     Recorded("assigned_at", "datetime", "when they were assigned a condition (UTC)", sql=Participant.assigned_at),
     Recorded("completed_at", "datetime", "when they finished (UTC)", sql=Participant.completed_at),

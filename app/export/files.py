@@ -295,11 +295,16 @@ def _study_file(x: Export) -> Iterator[str]:
     yield x.study.source
 
 
-def snapshot(study: LoadedStudy) -> dict[str, Any]:
+def snapshot(session: Session, study: LoadedStudy, include_pilots: bool = False) -> dict[str, Any]:
     """What participants were shown, in one document: the study file's identity and the asset run's
     whole manifest (every image, prediction, explanation file and its parameters), with the hashes
-    of the model, the data and the manifest itself."""
+    of the model, the data and the manifest itself; and how many participants saw which manifest
+    (each participant's is in participants.csv), so a run rebuilt mid-study shows up."""
     m = study.manifest
+    q = select(Participant.manifest_hash, func.count()).where(Participant.study_id == study.id)
+    if not include_pilots:
+        q = q.where(Participant.is_pilot.is_(False))
+    seen = {h or "not recorded": int(n) for h, n in session.execute(q.group_by(Participant.manifest_hash))}
     return {
         "study": {
             "id": study.id,
@@ -318,12 +323,13 @@ def snapshot(study: LoadedStudy) -> dict[str, Any]:
             "code_version": m.provenance.code_version,
             "created": m.provenance.created,
         },
+        "participants_by_manifest": seen,
         "manifest": m.model_dump(mode="json"),
     }
 
 
 def _snapshot(x: Export) -> Iterator[str]:
-    yield json.dumps(snapshot(x.study), indent=1)
+    yield json.dumps(snapshot(x.session, x.study, x.include_pilots), indent=1)
 
 
 def _classes(x: Export) -> Iterator[str]:

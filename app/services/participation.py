@@ -66,6 +66,7 @@ def enter(
         code=new_code(),
         study_id=study.id,
         study_hash=study.content_hash,
+        manifest_hash=study.manifest_hash or None,
         seed=secrets.randbits(31),
         external_pid=pid,
         external_study=ext_study,

@@ -128,6 +128,8 @@ def test_exports_have_the_documented_columns_and_pseudonyms(
     assert snap["assets"]["model_hash"] == model_hash == book["assets"]["model_hash"]
     assert snap["manifest"] == json.loads(on_disk)  # the whole manifest, as the pipeline wrote it
     assert len(snap["manifest"]["images"]) == len(study.manifest.images) > 0
+    assert snap["participants_by_manifest"] == {snap["assets"]["manifest_sha256"]: len(people)}
+    assert set(people["manifest_sha256"]) == {snap["assets"]["manifest_sha256"]}  # each participant's own
     assert snap["assets"]["model_hash"] in (tmp_path / "out/codebook.md").read_text()
     assert "| `model_correct` | boolean |" in (tmp_path / "out/codebook.md").read_text()
 
