@@ -23,7 +23,7 @@ import httpx
 
 from app.settings import Settings
 from app.steps import TASKS, step_type
-from app.studies.items import Item
+from app.studies.items import Item, swap
 from app.studies.loader import LoadedStudy
 
 STRATEGIES = ("random", "oracle", "always-agree", "follow-model")
@@ -115,6 +115,7 @@ class Key:
 
     def __init__(self, study: LoadedStudy) -> None:
         assert study.assets is not None
+        self.study = study
         self.item_of: dict[str, Item] = {}
         for sets in study.items.values():  # a block never reuses an earlier block's pictures
             for it in (it for items in sets for it in items):
@@ -122,6 +123,18 @@ class Key:
 
     def item(self, src: str) -> Item | None:
         return self.item_of.get(src.rsplit("/", 1)[-1])
+
+    def shown(self, page: PageParser) -> Item | None:
+        """The item of a trial page as this participant sees it: a counterfactual question's
+        versions may be shown the other way round (the first version image on the page is A)."""
+        stimulus = next((src for src, a in page.images if "data-stimulus" in a), "")
+        item = self.item(stimulus)
+        if item is None or item.question is None:
+            return item
+        assert self.study.assets is not None
+        b = self.study.assets.url(item.question.b.image)
+        first = next((src for src, _ in page.images if src in (b, self.study.assets.url(item.question.a.image))), None)
+        return swap(item) if first == b else item
 
 
 class Bot:
@@ -199,8 +212,7 @@ class Bot:
     def answer(self, page: PageParser, form: Form, r: BotResult) -> str:
         options = form.radios["answer"]
         task = TASKS[page.task or ""]
-        stimulus = next((src for src, a in page.images if "data-stimulus" in a), "")
-        item = self.key.item(stimulus) if self.key else None
+        item = self.key.shown(page) if self.key else None
         choice: str | None = None
         shown = self.names.get(page.model_says)  # the model's answer as the page shows it, if it does
         if self.strategy == "oracle" and item:

@@ -6,7 +6,7 @@ No torch anywhere below: these run in the web image.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -74,19 +74,59 @@ def study_check(files: Annotated[list[Path], typer.Argument(help="Study files (Y
 
     settings = get_settings()
     failed: list[str] = []
+    checked: dict[str, Path] = {}
+    loaded = []
     for path in files:
         try:
             study = load_study(path, settings.assets_root, settings.secret_key)
         except AppError as exc:
             failed.append(str(exc))
             continue
+        checked[study.id] = path
+        loaded.append(study)
         blocks = ", ".join(
             f"{b.id} ({b.task}, {len(study.items[b.id][0])} items × {len(study.items[b.id])} sets)"
             for b in study.spec.blocks
         )
         console.print(f"{path}: ok — {study.spec.title!r}, {len(study.spec.conditions)} conditions, blocks: {blocks}")
+    failed += _shared_stimuli(loaded, checked, settings)
     if failed:
         raise AppError("\n".join(failed))
+
+
+def _shared_stimuli(loaded: list[Any], checked: dict[str, Path], settings: Any) -> list[str]:
+    """Pictures the checked studies test that another study (checked, or served from the studies
+    folder) shows labelled: undeclared ones are problems, declared ones notes."""
+    from app.studies.loader import load_study
+    from app.studies.overlap import overlaps
+
+    given = {p.resolve() for p in checked.values()}
+    others = []
+    for path in sorted(settings.studies_dir.glob("*.yaml")) if settings.studies_dir.is_dir() else []:
+        if path.resolve() in given:
+            continue
+        try:
+            other = load_study(path, settings.assets_root, settings.secret_key)
+        except AppError:
+            continue  # a broken neighbour is its own file's problem
+        if other.id not in checked:
+            others.append(other)
+    problems = []
+    found = overlaps(loaded + others)
+    for o in found:
+        if o.tester not in checked:
+            continue
+        if o.declared:
+            console.print(o.line(str(checked[o.tester])))
+        else:
+            problems.append(o.line(str(checked[o.tester])))
+    for study in loaded:  # a declaration that no longer holds is worth knowing (it may be stale)
+        for other in study.spec.shares_stimuli_with:
+            if not any(o.tester == study.id and o.teacher == other for o in found):
+                console.print(
+                    f"{checked[study.id]}: shares_stimuli_with names {other!r}, which teaches none of its pictures"
+                )
+    return problems
 
 
 @study_app.command("list")

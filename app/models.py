@@ -80,6 +80,8 @@ class Participant(Base):
     seed: Mapped[int]
     status: Mapped[str] = mapped_column(String(20), default="started", index=True)
     cursor: Mapped[int] = mapped_column(default=0)  # the page the participant is on
+    served_page: Mapped[int | None]  # the page last served to them, first served at `served_at` (server clock)
+    served_at: Mapped[dt.datetime | None]
     external_pid: Mapped[str | None] = mapped_column(String(64))
     external_study: Mapped[str | None] = mapped_column(String(64))
     external_session: Mapped[str | None] = mapped_column(String(64))
@@ -146,6 +148,8 @@ class Response(Base):
     complete: Mapped[bool] = mapped_column(Boolean, default=True)  # False between the stages of a two-stage trial
     first_received_at: Mapped[dt.datetime | None]
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    served_at: Mapped[dt.datetime | None]  # trials: when the server first sent the page (server clock)
+    server_rt_ms: Mapped[float | None] = mapped_column(Float)  # received_at - served_at: needs no JavaScript
 
     participant: Mapped[Participant] = relationship(back_populates="responses")
 

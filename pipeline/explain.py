@@ -31,7 +31,7 @@ from pipeline.errors import PipelineError
 from pipeline.methods import baselines as bl
 from pipeline.methods.common import ClassProbability, black_baseline, blurred_baseline, frozen, gaussian_blur
 from pipeline.methods.examples import nearest
-from pipeline.methods.igos import IGOSPP_DEFAULTS, IgosParams, igos, igos_pp
+from pipeline.methods.igos import IGOSPP_AUTHORS, IGOSPP_DEFAULTS, IgosParams, igos, igos_pp
 from pipeline.methods.sag import SagParams, search
 from pipeline.methods.xnn import XnnParams
 from pipeline.metrics.faithfulness import PROTOCOLS, deletion_insertion
@@ -41,13 +41,14 @@ from pipeline.models.images import load_uint8, normalise
 from pipeline.models.train import predict_probs
 from pipeline.render.heatmap import overlay
 
-HEATMAP_METHODS = ("igos", "igospp", "gradcam", "ig-blur", "ig-black", "occlusion", "rise")
+HEATMAP_METHODS = ("igos", "igospp", "igospp-authors", "gradcam", "ig-blur", "ig-black", "occlusion", "rise")
 METHODS = (*HEATMAP_METHODS, "sag", "xnn", "examples")
 ALIASES = {"ig": ("ig-blur", "ig-black")}
 DEFAULT_METHODS = "igos,igospp,gradcam,ig,occlusion,rise,sag,xnn,examples"
 DESCRIPTIONS = {
     "igos": "I-GOS (Qi et al. 2020): mask optimised with integrated-gradient descent; saliency = 1 - mask",
     "igospp": "iGOS++ (Khorram et al. 2021): deletion and insertion masks with bilateral TV; saliency = 1 - Md*Mi",
+    "igospp-authors": "iGOS++ with the authors' line search (noisy integrated sums, product of upsampled masks)",
     "gradcam": "Grad-CAM (Selvaraju et al. 2017) via Captum LayerGradCam at the last conv layer, with ReLU",
     "ig-blur": "Integrated Gradients (Sundararajan et al. 2017) via Captum, blurred-image baseline",
     "ig-black": "Integrated Gradients (Sundararajan et al. 2017) via Captum, black baseline",
@@ -55,8 +56,13 @@ DESCRIPTIONS = {
     "rise": "RISE (Petsiuk et al. 2018): probability-weighted average of random masks",
     "sag": "structured attention graph (Shitole et al. 2021): minimal sufficient patch sets by beam search",
     "xnn": "XNN (Qi et al.): per-class sparse reconstruction autoencoders; concepts with I-GOS maps",
-    "examples": "the k training images nearest in the classifier's penultimate feature space",
+    "examples": "the k training images of the predicted class nearest in the classifier's penultimate feature space",
 }
+
+
+# Parameters added after runs existed, with the behaviour those runs had: a run made before a
+# parameter existed matches new settings only if the new value keeps that behaviour.
+LEGACY_PARAMS: dict[str, object] = {"l1_schedule": False, "line_search": "end-point", "children": "salient"}
 
 
 def parse_methods(text: str) -> list[str]:
@@ -117,8 +123,9 @@ def method_params(name: str, cfg: ExplainConfig) -> Any:
     max_batch = cfg.max_batch or default_max_batch(resolve_device(cfg.device))
     if name == "igos":
         return IgosParams(**{"size": cfg.resolution, "seed": cfg.seed, "max_batch": max_batch, **o})
-    if name == "igospp":
-        base: dict[str, Any] = IGOSPP_DEFAULTS.as_dict() | {
+    if name in ("igospp", "igospp-authors"):
+        defaults = IGOSPP_DEFAULTS if name == "igospp" else IGOSPP_AUTHORS
+        base: dict[str, Any] = defaults.as_dict() | {
             "size": cfg.resolution,
             "seed": cfg.seed,
             "max_batch": max_batch,
@@ -156,7 +163,7 @@ class Batch:
 
 def saliency(name: str, params: Any, model: torch.nn.Module, b: Batch, transform: dict[str, Any]) -> torch.Tensor:
     """Run one heatmap method: N×h×w, higher = more important."""
-    if name in ("igos", "igospp"):
+    if name in ("igos", "igospp", "igospp-authors"):
         score = ClassProbability(model, b.targets)
         if name == "igos":
             return (1 - igos(score, b.x, b.blurred, params)).squeeze(1)
@@ -246,7 +253,7 @@ class Run:
                         "give a new --out folder for a new run"
                     )
             for name, params in settings["methods"].items():
-                if name in old["methods"] and old["methods"][name] != params:
+                if name in old["methods"] and {**LEGACY_PARAMS, **old["methods"][name]} != {**LEGACY_PARAMS, **params}:
                     raise PipelineError(
                         f"{self.root} has {name} assets made with other parameters; give a new --out folder"
                     )
@@ -386,7 +393,7 @@ def explain(cfg: ExplainConfig, progress: Progress | None = None) -> schema.Mani
         if not run.record(m, rec.id, t).is_file()
     ]
     examples_todo = "examples" in cfg.methods and any(
-        not run.record("examples", r.id, "predicted").is_file() for r in recs
+        _examples_stale(run.record("examples", r.id, "predicted"), entries[r.id]["predicted_class"]) for r in recs
     )
     total, done = len(jobs) + (len(recs) if examples_todo else 0), 0
     work = Work(cfg, run, ds, lm, model, device, recs, uint8, entries)
@@ -437,7 +444,9 @@ def _heatmap_batch(w: Work, chunk: list[tuple[str, int, str, int]], params: Any)
     seconds = (time.perf_counter() - t0) / len(chunk)
     score = ClassProbability(model, b.targets)
     max_batch = cfg.max_batch or default_max_batch(device)
-    curves = {p: deletion_insertion(score, b.x, sal, p, b.blurred, max_batch) for p in cfg.protocols}
+    # igos-native only where it differs from igos: maps not on the 28×28 grid.
+    protocols = [p for p in cfg.protocols if p != "igos-native" or sal.shape[-1] != PROTOCOLS["igos"].resolution]
+    curves = {p: deletion_insertion(score, b.x, sal, p, b.blurred, max_batch) for p in protocols}
     size = pics.shape[-1]
     for k, (_, i, target, cls) in enumerate(chunk):
         rec = recs[i]
@@ -446,7 +455,12 @@ def _heatmap_batch(w: Work, chunk: list[tuple[str, int, str, int]], params: Any)
         run.write_npy(f"{stem}.npy", raw)
         run.write_png(f"{stem}.png", overlay(pics[k].permute(1, 2, 0).cpu().numpy(), raw))
         curve_doc = {
-            p: {"removed": c.removed.tolist(), "deletion": c.deletion[k].tolist(), "insertion": c.insertion[k].tolist()}
+            p: {
+                "resolution": c.resolution,
+                "removed": c.removed.tolist(),
+                "deletion": c.deletion[k].tolist(),
+                "insertion": c.insertion[k].tolist(),
+            }
             for p, c in curves.items()
         }
         run.write_json(run.root / f"{stem}.json", curve_doc)
@@ -471,6 +485,7 @@ def _heatmap_batch(w: Work, chunk: list[tuple[str, int, str, int]], params: Any)
                 "faithfulness": [
                     {
                         "protocol": p,
+                        "resolution": c.resolution,
                         "deletion_auc": round(float(c.deletion_auc[k]), 5),
                         "insertion_auc": round(float(c.insertion_auc[k]), 5),
                     }
@@ -594,6 +609,13 @@ def _xnn(w: Work, p: XnnParams, progress: Progress | None) -> None:
     stage.report(xnns, meta, train_x, step("xnn: concept galleries"))
 
 
+def _examples_stale(record: Path, predicted: int) -> bool:
+    """Not written yet, or written before examples kept to the predicted class (then redone)."""
+    if not record.is_file():
+        return True
+    return any(n["true_class"] != predicted for n in json.loads(record.read_text())["neighbours"])
+
+
 def _examples(w: Work, params: dict[str, Any]) -> None:
     run, ds, recs, model, uint8, _, _, device, cfg = w.unpack()
     lm = w.lm
@@ -605,9 +627,15 @@ def _examples(w: Work, params: dict[str, Any]) -> None:
     queries = _embed(model, uint8, lm.transform, device)
     pos = {r.id: j for j, r in enumerate(train)}
     exclude = torch.tensor([pos.get(r.id, -1) for r in recs])
-    idx, dist = nearest(queries, bank, int(params["k"]), exclude)
+    # The examples explain the prediction: the nearest training images of the class the model
+    # predicted. Nearest images of any class would show, when the model is wrong, pictures
+    # labelled with the true species: the answer key of a verify task.
+    predicted = torch.tensor([w.entries[r.id]["predicted_class"] for r in recs])
+    classes = torch.tensor([r.class_id for r in train])
+    allowed = classes[None, :] == predicted[:, None]
+    idx, dist = nearest(queries, bank, int(params["k"]), exclude, allowed)
     seconds = (time.perf_counter() - t0) / len(recs)
-    needed = {int(j) for j in idx.flatten()}
+    needed = {int(j) for j, d in zip(idx.flatten(), dist.flatten(), strict=True) if torch.isfinite(d)}
     pics = load_uint8([ds.image_path(train[j]) for j in sorted(needed)], lm.transform)
     for j, pic in zip(sorted(needed), pics, strict=True):
         rel = run.image(train[j].id)
@@ -622,6 +650,7 @@ def _examples(w: Work, params: dict[str, Any]) -> None:
                 "image": run.image(train[int(j)].id),
             }
             for j, d in zip(idx[q], dist[q], strict=True)
+            if torch.isfinite(d)
         ]
         run.write_json(
             run.record("examples", rec.id, "predicted"),

@@ -1,16 +1,21 @@
 """A small, valid asset run for the study server's tests, written through the manifest schema.
 
-No pipeline, no torch, no training: about a second. What the tests rely on holds by
-construction rather than by luck of a trained model:
+No torch, no training: a few seconds (the one piece of the pipeline it uses is the SAG
+diagram renderer, numpy and Pillow only). What the tests rely on holds by construction rather
+than by luck of a trained model:
 
 - the eight gull species the shipped studies name, each with a field-mark guide;
 - per species, test images the "model" gets right and test images it gets wrong (the wrong
   ones name the next species in the list), with probabilities that agree with the prediction
   and confidences spread from 0.40 to 0.95; training images for neighbours and galleries;
+  image ids are numbered species by species, as in CUB (so an id on a page would give the
+  species away);
 - for every test image, every explanation the shipped studies ask for, explaining the
-  predicted class: an iGOS++ heatmap, an XNN concept card, a SAG graph with two
-  counterfactual questions (the first printed in the diagram, the second not; the higher
-  side alternates between A and B), and the three nearest training images;
+  predicted class: an iGOS++ heatmap, an XNN concept card, a SAG graph (its diagram drawn by
+  the pipeline's renderer, as a participant's page carries it) with two counterfactual
+  questions (the first printed in the diagram, the second not; the stronger version first, as
+  the pipeline writes them: the server draws the sides), and the four nearest training images,
+  three of the predicted species and one of the true one;
 - XNN concept galleries for every species.
 
 Pictures are real PNG files drawn with Pillow (a gull in its species' colours), arrays real
@@ -20,8 +25,6 @@ by reading it back, so a field added to the schema with a default does not break
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import random
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from app.assets import manifest as M
+from pipeline.render.sag import diagram_svg
 
 RUN = "demo"  # the run the shipped studies name
 SIZE = 112  # pixels per side of a picture
@@ -57,7 +61,7 @@ SPECIES = (
     Gull(65, "Slaty-backed Gull", "Slaty_backed_Gull", 95, (240, 205, 50), (235, 150, 160)),
     Gull(66, "Western Gull", "Western_Gull", 115, (245, 200, 40), (235, 160, 160)),
 )
-TEST_RIGHT, TEST_WRONG, TRAIN = 4, 2, 2  # images per species
+TEST_RIGHT, TEST_WRONG, TRAIN = 4, 2, 3  # images per species
 PARTS = ("bill", "head", "mantle", "wingtips", "legs")
 K = 3  # XNN concepts per species
 
@@ -103,12 +107,6 @@ def _masked(base: Image.Image, patches: list[int]) -> Image.Image:
         box = ((p % GRID) * cell, (p // GRID) * cell, (p % GRID + 1) * cell, (p // GRID + 1) * cell)
         out.paste(base.crop(box), box[:2])
     return out
-
-
-def _data_uri(im: Image.Image) -> str:
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 class Writer:
@@ -236,7 +234,8 @@ class Writer:
             seed=0,
         )
         self.path(f"{stem}.json").write_text(graph.model_dump_json(indent=1))
-        svg = self._diagram(nodes, edges)
+        # the pipeline's own renderer (numpy and Pillow, no torch): what a participant's page carries
+        svg = diagram_svg(graph, np.asarray(base))
         self.path(f"{stem}.svg").write_text(svg, encoding="utf-8")
         _png(Image.new("RGB", (240, 200), (255, 255, 255)), self.path(f"{stem}.png"))
         return M.Sag(
@@ -249,30 +248,6 @@ class Writer:
             files=graph.files(),
             seconds=0.01,
         )
-
-    def _diagram(self, nodes: list[M.SagNode], edges: list[M.SagEdge]) -> str:
-        """A small self-contained diagram in the shape the pipeline draws: thumbnails inline."""
-        at = {0: (90, 20), 1: (20, 140), 2: (160, 140)}
-        out = [
-            '<svg xmlns="http://www.w3.org/2000/svg" class="sag" width="260" height="250" viewBox="0 0 260 250" '
-            'role="img" font-family="system-ui, sans-serif"><title>How the model keeps its confidence</title>'
-        ]
-        for e in edges:
-            (x1, y1), (x2, y2) = at[e.parent], at[e.child]
-            mid = ((x1 + x2) / 2 + 40, (y1 + y2) / 2 + 44)
-            out.append(
-                f'<g class="sag-edge"><line x1="{x1 + 40}" y1="{y1 + 80}" x2="{x2 + 40}" y2="{y2}" stroke="#606874"/>'
-                f'<text x="{mid[0]}" y="{mid[1]}" fill="#b3261e">−{round(e.drop * 100)}%</text></g>'
-            )
-        for n in nodes:
-            x, y = at[n.id]
-            thumb = _data_uri(Image.open(self.path(n.thumbnail)).resize((80, 80)))
-            out.append(
-                f'<g class="sag-node" tabindex="0"><image x="{x}" y="{y}" width="80" height="80" href="{thumb}"/>'
-                f'<text x="{x}" y="{y + 96}" font-size="12">{round(n.confidence * 100)}%</text></g>'
-            )
-        out.append("</svg>")
-        return "".join(out)
 
 
 def build_run(assets: Path, name: str = RUN) -> Path:
@@ -296,7 +271,8 @@ def build_run(assets: Path, name: str = RUN) -> Path:
             predicted = g if right else wrong_as
             confidence = round(0.40 + 0.55 * (k % 12) / 11, 3)  # 0.40 to 0.95
             rel = w.picture(image_id, g)
-            # two training images of the predicted species, then one of the true species
+            # the training images of the predicted species, then one of the true species (which the
+            # server must not show: the examples explain the prediction)
             near = [(t, predicted.cub_id) for t in train[predicted.cub_id]] + [(train[g.cub_id][0], g.cub_id)]
             neighbours = [
                 M.Neighbour(image_id=t, true_class=c, distance=0.2 + 0.1 * j, image=f"images/{t}.png")
@@ -304,7 +280,7 @@ def build_run(assets: Path, name: str = RUN) -> Path:
             ]
             explanations: list[M.Explanation] = [
                 w.heatmap(image_id, predicted.cub_id),
-                w.sag(image_id, predicted.cub_id, confidence, "ab"[k % 2]),
+                w.sag(image_id, predicted.cub_id, confidence, "a"),  # the pipeline writes the stronger first
                 w.concepts(image_id, predicted.cub_id),
                 M.Examples(neighbours=neighbours, seconds=0.01),
             ]

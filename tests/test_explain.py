@@ -75,6 +75,7 @@ def test_every_method_for_every_image_and_the_true_class_when_wrong(run: Path) -
         ex = entry.explanation("examples")
         assert isinstance(ex, schema.Examples) and len(ex.neighbours) == 3
         assert all(n.image_id != entry.image_id for n in ex.neighbours)
+        assert all(n.true_class == entry.predicted_class for n in ex.neighbours)  # they explain the prediction
         assert [n.distance for n in ex.neighbours] == sorted(n.distance for n in ex.neighbours)
     assert any(not e.correct for e in m.images), "the two-epoch model should get one of these wrong"
 
@@ -160,6 +161,18 @@ def test_both_protocols_when_asked(tmp_path: Path, tiny_model: Path, tiny_gulls:
     h = schema.load(tmp_path / "p").images[0].explanation("gradcam")
     assert isinstance(h, schema.Heatmap)
     assert [f.protocol for f in h.faithfulness] == ["igos", "rise"]
+    assert [f.resolution for f in h.faithfulness] == [28, 224]
+
+
+def test_igos_native_only_for_maps_off_the_28_grid(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> None:
+    """Grad-CAM (7×7) is also ranked on its own grid; I-GOS (28×28) is not scored twice."""
+    cfg = config(tiny_model, tiny_gulls, tmp_path / "n", methods=["gradcam", "igos"], images=[2])
+    explain(ExplainConfig(**{**cfg.__dict__, "protocols": ("igos", "igos-native")}))
+    entry = schema.load(tmp_path / "n").images[0]
+    cam, ig = entry.explanation("gradcam"), entry.explanation("igos")
+    assert isinstance(cam, schema.Heatmap) and isinstance(ig, schema.Heatmap)
+    assert [(f.protocol, f.resolution) for f in cam.faithfulness] == [("igos", 28), ("igos-native", 7)]
+    assert [(f.protocol, f.resolution) for f in ig.faithfulness] == [("igos", 28)]
 
 
 def test_sag_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> None:
@@ -224,3 +237,16 @@ def test_xnn_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> No
             assert im.width > 400
         if not entry.correct:
             assert isinstance(entry.explanation("xnn", "true"), schema.Concepts)
+
+
+def test_a_run_made_before_a_parameter_existed(tmp_path: Path) -> None:
+    """A new parameter whose value keeps the old behaviour (iGOS++'s end-point line search) matches
+    an older run; one that changes it (I-GOS's L1 schedule) does not."""
+    from pipeline.explain import Run
+
+    base = {"model_hash": "m", "data_hash": "d", "seed": 0, "resolution": 28, "transform": {}}
+    Run(tmp_path / "r").check_settings({**base, "methods": {"igospp": {"size": 28}, "igos": {"size": 28}}})
+    new_pp = {"size": 28, "l1_schedule": False, "line_search": "end-point"}
+    Run(tmp_path / "r").check_settings({**base, "methods": {"igospp": new_pp}})
+    with pytest.raises(PipelineError, match="igos assets made with other parameters"):
+        Run(tmp_path / "r").check_settings({**base, "methods": {"igos": {"size": 28, "l1_schedule": True}}})

@@ -93,3 +93,31 @@ def regions_image(cells: tuple[tuple[int, int], ...], seed: int = 0) -> torch.Te
         y, x = round(r * (SIZE - 1) / 6), round(c * (SIZE - 1) / 6)
         img[:, :, y - h : y + h, x - h : x + h] += checker(SMALL, 2)
     return img
+
+
+class BlurKeepsClassModel(nn.Module):
+    """Class 0 = "bright top-left quadrant": a logistic of the mean of channel 0 there.
+
+    `centre` is set so the image of `blur_keeps_class_images` scores 0.8. Its first baseline keeps
+    `keep` of the brightness (as a blurred gull keeps its grey) and still scores about 0.5-0.65, so
+    deleting the quadrant gains less than the L1 prior costs at λ1 = 1 — the case the I-GOS
+    authors' L1 schedule is for; the second baseline is dark (≈ 0).
+    """
+
+    def __init__(self, slope: float = 10.0) -> None:
+        super().__init__()
+        self.slope = slope
+        self.centre = 1 - 1.3863 / slope  # logit(0.8) = 1.3863
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = x[:, 0, : SIZE // 2, : SIZE // 2].mean((1, 2))
+        return torch.stack([self.slope * (q - self.centre), torch.zeros_like(q)], 1)
+
+
+def blur_keeps_class_images(keep: float = 0.85) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two identical images (bright top-left quadrant) and their baselines: [keeps `keep`, dark]."""
+    images = torch.zeros((2, 3, SIZE, SIZE))
+    images[:, 0, : SIZE // 2, : SIZE // 2] = 1.0
+    baselines = torch.zeros_like(images)
+    baselines[0, 0, : SIZE // 2, : SIZE // 2] = keep
+    return images, baselines

@@ -86,12 +86,16 @@ def exclusion_flags(
 ) -> pd.DataFrame:
     """One row per participant: a column per rule, `excluded`, and the median response time."""
     failed = attention_failures(extra)
-    rts = (
-        trials.dropna(subset=["rt_ms"]).groupby("participant_id")["rt_ms"].apply(list).to_dict() if len(trials) else {}
-    )
+
+    def per_participant(column: str) -> dict[int, list[float]]:
+        if not len(trials):
+            return {}
+        return trials.dropna(subset=[column]).groupby("participant_id")[column].apply(list).to_dict()
+
+    rts, srts = per_participant("rt_ms"), per_participant("server_rt_ms")
     status = participants.set_index("participant_id")["status"].to_dict()
     rows = {
-        pid: flags_for(study, status.get(pid), rts.get(pid, []), pid in failed)
+        pid: flags_for(study, status.get(pid), rts.get(pid, []), pid in failed, srts.get(pid, []))
         for pid in participants["participant_id"]
     }
     flags = pd.DataFrame.from_dict(
@@ -99,6 +103,7 @@ def exclusion_flags(
     )
     flags.index.name = "participant_id"
     flags["median_rt_ms"] = [statistics.median(rts[p]) if rts.get(p) else None for p in flags.index]
+    flags["median_server_rt_ms"] = [statistics.median(srts[p]) if srts.get(p) else None for p in flags.index]
     return flags
 
 

@@ -435,7 +435,7 @@ def _exclusions(study: LoadedStudy, flags: pd.DataFrame, trials: pd.DataFrame, a
         configured = getattr(rules, setting)
         on = apply and configured is not None and configured is not False
         if setting == "min_median_rt_ms" and configured is not None:
-            meaning = f"median response time below {configured:g} ms"
+            meaning = f"median response time below {configured:g} ms (client or server clock)"
         out.append(Exclusion(rule, meaning, on, len(flagged), int(per_person.reindex(flagged).fillna(0).sum())))
     return out
 

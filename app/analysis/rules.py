@@ -89,15 +89,25 @@ def answers(session: Session, study: LoadedStudy) -> dict[int, dict[str, Any]]:
     return out
 
 
-def flags_for(study: LoadedStudy, status: str | None, rts: list[float], attention_failed: bool) -> dict[str, bool]:
-    """The study's exclusion rules for one participant: one flag per rule, and `excluded` if any applies."""
+def flags_for(
+    study: LoadedStudy,
+    status: str | None,
+    rts: list[float],
+    attention_failed: bool,
+    server_rts: list[float] | None = None,
+) -> dict[str, bool]:
+    """The study's exclusion rules for one participant: one flag per rule, and `excluded` if any applies.
+
+    Too fast reads both clocks: the client's (`rts`, empty without JavaScript or when its times
+    were impossible) and the server's (`server_rts`, page served -> answer received, which also
+    includes loading and the network, so it is never shorter than the real time): either median
+    below the minimum flags the participant, so forged or missing client times do not hide it."""
     rules = study.spec.exclusions
-    median = statistics.median(rts) if rts else None
+    least = rules.min_median_rt_ms
+    medians = [statistics.median(r) for r in (rts, server_rts or []) if r]
     flags = {
         "excluded_attention": bool(rules.failed_attention and attention_failed),
-        "excluded_too_fast": bool(
-            rules.min_median_rt_ms is not None and median is not None and median < rules.min_median_rt_ms
-        ),
+        "excluded_too_fast": bool(least is not None and any(m < least for m in medians)),
         "excluded_screened_out": bool(rules.screened_out and status == "screened_out"),
     }
     return {"excluded": any(flags.values()), **flags}

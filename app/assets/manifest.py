@@ -49,9 +49,9 @@ class ClassInfo(Strict):
 class Protocol(Strict):
     """How a deletion/insertion score was measured; scores are only comparable under one protocol."""
 
-    name: str  # "igos" or "rise"
+    name: str  # "igos", "igos-native" or "rise"
     unit: Literal["cell", "pixel"]
-    resolution: int  # cells or pixels per side that are ranked
+    resolution: int  # cells or pixels per side that are ranked; 0: the map's own (see Faithfulness)
     deletion_fill: str
     insertion_start: str
     score: str
@@ -61,6 +61,7 @@ class Protocol(Strict):
 
 class Faithfulness(Strict):
     protocol: str  # a key of Manifest.protocols
+    resolution: int | None = None  # cells/pixels per side ranked (absent in manifests before it was recorded)
     deletion_auc: float  # lower is better
     insertion_auc: float  # higher is better
 

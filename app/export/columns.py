@@ -24,7 +24,12 @@ TRIAL_CONTEXT = (
 FLAGS = (
     Recorded("excluded", "boolean", "any exclusion rule of the study applies to this participant", "true, false"),
     Recorded("excluded_attention", "boolean", "failed an attention check (rule: exclusions.failed_attention)"),
-    Recorded("excluded_too_fast", "boolean", "median response time below exclusions.min_median_rt_ms"),
+    Recorded(
+        "excluded_too_fast",
+        "boolean",
+        "median response time below exclusions.min_median_rt_ms, on the client's clock (rt_ms) or the server's "
+        "(server_rt_ms: works without JavaScript)",
+    ),
     Recorded("excluded_screened_out", "boolean", "screened out by a questionnaire or attention rule"),
 )
 # A column with `sql` is read from the participants table; the others the exporter computes.
@@ -57,10 +62,11 @@ PARTICIPANT = (
     Recorded("trials", "integer", "trials answered"),
     Recorded("trials_correct", "integer", "trials answered correctly"),
     Recorded("accuracy", "number", "trials_correct / trials", "0 to 1"),
-    Recorded("median_rt_ms", "number", "median response time over their trials"),
+    Recorded("median_rt_ms", "number", "median response time over their trials (client clock, rt_ms)"),
+    Recorded("median_server_rt_ms", "number", "median server-side response time over their trials (server_rt_ms)"),
     Recorded("excluded", "boolean", "any exclusion rule applies", "true, false"),
     Recorded("excluded_attention", "boolean", "failed an attention check"),
-    Recorded("excluded_too_fast", "boolean", "median response time below the study's minimum"),
+    Recorded("excluded_too_fast", "boolean", "median response time (client or server clock) below the study's minimum"),
     Recorded("excluded_screened_out", "boolean", "screened out"),
 )
 RAW_IDS = (

@@ -78,14 +78,19 @@ class _Csv:
         return out
 
 
-Totals = dict[int, tuple[int, int, float | None]]  # participant -> (trials, correct, median response time)
+# participant -> (trials, correct, median response time, median server-side response time)
+Totals = dict[int, tuple[int, int, float | None, float | None]]
 # the head of each row of _trial_groups, before the trial fields
 _HEAD = (Participant.external_pid, Participant.status, Response.participant_id, Response.study_hash, Response.condition)
 
 
-def _totals(rows: list[Any], correct: int, rt: int) -> tuple[tuple[int, int, float | None], list[float]]:
+def _totals(
+    rows: list[Any], correct: int, rt: int, srt: int
+) -> tuple[tuple[int, int, float | None, float | None], list[float], list[float]]:
     rts = [r[rt] for r in rows if r[rt] is not None]
-    return (len(rows), sum(r[correct] == "true" for r in rows), statistics.median(rts) if rts else None), rts
+    srts = [r[srt] for r in rows if r[srt] is not None]
+    n, right = len(rows), sum(r[correct] == "true" for r in rows)
+    return (n, right, statistics.median(rts) if rts else None, statistics.median(srts) if srts else None), rts, srts
 
 
 class _Trials:
@@ -95,7 +100,7 @@ class _Trials:
         self.study = study
         self.fields = trial_fields(study)
         keys = [f.key for f in self.fields]
-        self.correct, self.rt = (len(_HEAD) + keys.index(k) for k in ("correct", "rt_ms"))
+        self.correct, self.rt, self.srt = (len(_HEAD) + keys.index(k) for k in ("correct", "rt_ms", "server_rt_ms"))
         self.times = [k for k, f in enumerate(self.fields) if f.type == "datetime"]
 
     def columns(self) -> list[ColumnElement[Any]]:
@@ -159,8 +164,8 @@ def stream_trials(
     sid = study.id
     for (pid, external, status), rows in trials.groups(session, include_pilots):
         name = pseudonym(secret, sid, external, pid)
-        mine, rts = _totals(rows, trials.correct, trials.rt)
-        flags = flags_for(study, status, rts, pid in failed)
+        mine, rts, srts = _totals(rows, trials.correct, trials.rt, trials.srt)
+        flags = flags_for(study, status, rts, pid in failed, srts)
         if totals is not None:
             totals[pid] = mine
         tail = [BOOL[flags[f]] for f in FLAG_NAMES]
@@ -174,7 +179,8 @@ def stream_trials(
 def trial_totals(session: Session, study: LoadedStudy, include_pilots: bool = False) -> Totals:
     trials = _Trials(study)
     return {
-        pid: _totals(rows, trials.correct, trials.rt)[0] for (pid, _, _), rows in trials.groups(session, include_pilots)
+        pid: _totals(rows, trials.correct, trials.rt, trials.srt)[0]
+        for (pid, _, _), rows in trials.groups(session, include_pilots)
     }
 
 
@@ -207,7 +213,7 @@ def stream_participants(
     for row in rows:
         pid, external = row[0], row[1]
         stored: tuple[Any, ...] = tuple(row[2:])
-        n, correct, median = totals.get(pid, (0, 0, None))
+        n, correct, median, server_median = totals.get(pid, (0, 0, None, None))
         status: str = stored[at_status]
         computed = {
             "participant": pseudonym(secret, study.id, external, pid),
@@ -215,7 +221,14 @@ def stream_participants(
             "trials_correct": correct,
             "accuracy": (correct / n) if n else None,
             "median_rt_ms": median,
-            **flags_for(study, status, [] if median is None else [median], pid in failed),
+            "median_server_rt_ms": server_median,
+            **flags_for(
+                study,
+                status,
+                [] if median is None else [median],
+                pid in failed,
+                [server_median] if server_median else [],
+            ),
             **extra.get(pid, {}),
         }
         from_table = iter(stored)

@@ -133,7 +133,9 @@ def show(request: Request, visit: VisitDep, session: SessionDep, settings: Setti
         code = study.spec.prolific.screen_out_code if study.spec.prolific and p.external_pid else None
         url = f"{settings.prolific_url}?{urlencode({'cc': code})}" if code else None
         return render(request, "ended.html", study=study.spec, participant=p, prolific_url=url)
-    return _page(request, session, settings, visit, svc.current(study, p))
+    page = svc.current(study, p)
+    svc.served(p, page)
+    return _page(request, session, settings, visit, page)
 
 
 @router.post("/p/{code}")

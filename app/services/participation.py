@@ -97,6 +97,13 @@ def current(study: LoadedStudy, p: Participant) -> Page:
     return pages[min(p.cursor, len(pages) - 1)]
 
 
+def served(p: Participant, page: Page, now: dt.datetime | None = None) -> None:
+    """Note when a page is first sent to the participant: the server's own clock for the answer's
+    response time (a refresh keeps the first time; the participant has seen the page since)."""
+    if p.served_page != page.index:
+        p.served_page, p.served_at = page.index, now or utcnow()
+
+
 SEEN_EVERY = dt.timedelta(seconds=60)
 
 

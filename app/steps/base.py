@@ -15,13 +15,14 @@ on a step's type or a trial's task.
 from __future__ import annotations
 
 import datetime as dt
+import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from app.models import Response
+from app.models import Response, aware
 from app.studies.base import StepSpec
 from app.studies.items import make
 
@@ -91,6 +92,17 @@ class Answering:
     participant: Participant
     page: Page
     now: dt.datetime
+
+    @property
+    def served_at(self) -> dt.datetime | None:
+        """When the server sent this page (None if it never did: a form posted without the page)."""
+        p = self.participant
+        return aware(p.served_at) if p.served_at is not None and p.served_page == self.page.index else None
+
+    def server_rt_ms(self) -> float | None:
+        """Page served -> answer received, on the server's clock."""
+        served = self.served_at
+        return round((self.now - served).total_seconds() * 1000, 1) if served is not None else None
 
     def row(self, **fields: Any) -> Response:
         """A new response row for this page, with the fields every row carries."""
@@ -214,11 +226,17 @@ class Task:
     shows_prediction: ClassVar[bool | None] = None  # True: always; False: never; None: as the condition says
     template: ClassVar[str | None] = None  # what its `view` adds to the trial page (under templates/tasks/)
     two_stage: ClassVar[bool] = True  # may be asked twice, before and after the model's advice
+    names_species: ClassVar[bool] = False  # its feedback names the species shown: a block with feedback teaches it
     fields: ClassVar[tuple[Recorded, ...]] = ()  # its own per-trial fields (kept in `values`: see in_values)
 
     def item(self, entry: Any, graphs: dict[int, Any], items: Any) -> Item | None:
         """The item this image makes for the task, or None if the image cannot be asked about."""
         return make(entry)
+
+    def arrange(self, items: list[Item], rng: random.Random) -> list[Item]:
+        """One participant's version of a block's items, in their order (`rng` is seeded with the
+        participant's stored seed and the block): e.g. which side each answer is shown on."""
+        return items
 
     def files(self, item: Item) -> list[str]:
         """Asset files the trial shows besides the picture and the explanation."""

@@ -7,10 +7,11 @@ explanation, confidence, timing, two stages, feedback page, the trial row) come 
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
-from app.steps.base import Task
-from app.studies.items import Item, make
+from app.steps.base import Task, in_values
+from app.studies.items import Item, make, swap
 
 
 def _pct(v: float) -> str:
@@ -26,6 +27,7 @@ class Classify(Task):
     name = "classify"
     summary = "name the species"
     prompt = "Which species is this gull?"
+    names_species = True
 
     def options(self, study: Any, step: Any) -> list[tuple[str, str]]:
         return _species(study, step)
@@ -42,6 +44,7 @@ class Verify(Task):
     summary = "is the model's answer right? (its answer is always shown)"
     prompt = "Is the model's answer right?"
     shows_prediction = True
+    names_species = True
 
     def options(self, study: Any, step: Any) -> list[tuple[str, str]]:
         return [("yes", "Yes, the model is right"), ("no", "No, the model is wrong")]
@@ -84,6 +87,31 @@ class Counterfactual(Task):
     shows_prediction = True
     two_stage = False
     template = "tasks/counterfactual.html"
+    fields = (
+        in_values(
+            "answer_side",
+            "string",
+            "counterfactual: the image, as shown to this participant, that kept more of the model's confidence "
+            "(the right answer); balanced within each participant and block",
+            "a, b",
+        ),
+        in_values(
+            "sides_swapped",
+            "boolean",
+            "counterfactual: image A was the asset run's version b (the sides are drawn per participant and trial)",
+            "true, false",
+        ),
+    )
+
+    def arrange(self, items: list[Item], rng: random.Random) -> list[Item]:
+        """The right answer on side A for half of the block's trials and on B for the other half
+        (the odd one drawn), shuffled: the pipeline writes the stronger version first, so the
+        side shown must not be the side stored."""
+        n = len(items)
+        sides = ["a"] * (n // 2) + ["b"] * (n // 2) + ([rng.choice("ab")] if n % 2 else [])
+        rng.shuffle(sides)
+        pairs = zip(items, sides, strict=True)
+        return [it if it.question is None or it.question.higher == side else swap(it) for it, side in pairs]
 
     def item(self, entry: Any, graphs: dict[int, Any], items: Any) -> Item | None:
         graph = graphs.get(entry.image_id)
@@ -98,6 +126,10 @@ class Counterfactual(Task):
 
     def options(self, study: Any, step: Any) -> list[tuple[str, str]]:
         return [("a", "Image A"), ("b", "Image B")]
+
+    def record(self, item: Item, answer: str | None) -> dict[str, Any]:
+        assert item.question is not None
+        return {"answer_side": item.question.higher, "sides_swapped": item.swapped}
 
     def key(self, item: Item) -> str:
         assert item.question is not None

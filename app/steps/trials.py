@@ -22,7 +22,9 @@ from app.steps.registry import TASKS
 from app.studies.base import StepSpec, Strict
 from app.studies.explanations import explanation_for, shown_view
 
-MAX_MS = 1e10  # client clocks beyond this are not plausible performance.now() values
+# performance.now() counts from the page's load, and every trial is a page of its own: a value
+# beyond a day is a broken or forged clock, not a slow participant
+MAX_CLIENT_MS = 24 * 3600 * 1000.0
 CONFIDENCE = ("1", "2", "3", "4", "5")
 
 
@@ -105,7 +107,17 @@ _FIELDS = (  # every trial row's fields; `task` goes third (its values are the r
             (Response.first_answer.is_(None), None), else_=Response.first_answer.is_distinct_from(Response.answer)
         ),
     ),
-    Recorded("rt_ms", "number", "response time: response_ms - onset_ms (client clock)"),
+    Recorded(
+        "rt_ms",
+        "number",
+        "response time: response_ms - onset_ms (client clock); empty without JavaScript or when timing_discarded",
+    ),
+    Recorded(
+        "server_rt_ms",
+        "number",
+        "response time on the server's clock: the trial page first served -> the (final) answer received; "
+        "needs no JavaScript, includes page loading and the network (two-stage blocks: both stages)",
+    ),
     Recorded("onset_ms", "number", "client performance.now() when the stimulus appeared (±1 frame)"),
     Recorded("response_ms", "number", "client performance.now() at the answer"),
     Recorded("first_onset_ms", "number", "two-stage blocks: onset_ms of the first answer's page"),
@@ -113,22 +125,42 @@ _FIELDS = (  # every trial row's fields; `task` goes third (its values are the r
     in_values(
         "timed_out", "boolean", "the time limit ran out before an answer (time_limit_s blocks)", "true, or empty"
     ),
+    in_values(
+        "timing_discarded",
+        "string",
+        "why the client's onset_ms and response_ms were dropped as impossible; empty if kept",
+        "onset_ms/response_ms is missing or not a number; negative or beyond 24 hours; response before onset",
+    ),
+    Recorded("served_at", "datetime", "server time the trial page was first served (UTC)"),
     Recorded("first_received_at", "datetime", "two-stage blocks: server time of the first answer (UTC)"),
     Recorded("received_at", "datetime", "server time the (final) answer was stored (UTC)"),
 )
 
 
-def _number(form: dict[str, str], name: str) -> float | None:
-    raw = form.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        v = float(raw)
-    except ValueError:
-        raise Refused(f"{name} must be a number") from None
-    if not 0 <= v <= MAX_MS or v != v:
-        raise Refused(f"{name} is out of range")
-    return v
+def client_times(form: dict[str, str]) -> tuple[float | None, float | None, str | None]:
+    """The client's (onset, response) times, or (None, None, why) when they are impossible.
+
+    Impossible times are dropped, never refused: the participant cannot fix a hidden field, and
+    their answer is worth keeping. The answer is stored with empty client times and the reason
+    (`timing_discarded`); the server's own response time (server_rt_ms) stands in, and the too-fast
+    exclusion reads both clocks. No JavaScript: no times, no reason.
+    """
+    raw = {name: form.get(name, "").strip() for name in ("onset_ms", "response_ms")}
+    if not any(raw.values()):
+        return None, None, None
+    got: dict[str, float] = {}
+    for name, text in raw.items():
+        try:
+            v = float(text)
+        except ValueError:
+            return None, None, f"{name} is not a number" if text else f"{name} is missing"
+        if v != v or not 0 <= v <= MAX_CLIENT_MS:
+            return None, None, f"{name} is negative or beyond 24 hours"
+        got[name] = v
+    onset, response = got["onset_ms"], got["response_ms"]
+    if response < onset:
+        return None, None, "response_ms is before onset_ms"
+    return onset, response, None
 
 
 def _pct(v: float) -> str:
@@ -146,6 +178,7 @@ class TrialAnswer:
     timed_out: bool
     stage: str
     pending: Response | None  # two-stage trials: the row of the first answer, if given
+    discarded: str | None = None  # why the client's times were dropped, if they were
 
     @property
     def rt(self) -> float | None:
@@ -191,11 +224,11 @@ class TrialsStep(StepType[Trials]):
             if raw not in CONFIDENCE:
                 raise Refused("confidence must be 1 to 5")
             confidence = int(raw)
-        onset, response = _number(form, "onset_ms"), _number(form, "response_ms")
+        onset, response, discarded = client_times(form)
         stage = form.get("stage", "1")
         if step.two_stage and stage not in ("1", "2"):
             raise Refused("stage must be 1 or 2")
-        return TrialAnswer(answer, confidence, onset, response, timed_out, stage, pending)
+        return TrialAnswer(answer, confidence, onset, response, timed_out, stage, pending, discarded)
 
     def store(self, ctx: Answering, parsed: TrialAnswer | None) -> Stored:
         if parsed is None:
@@ -205,7 +238,7 @@ class TrialsStep(StepType[Trials]):
         task = TASKS[step.task]
         a = parsed
         correct = task.score(item, a.answer) if a.answer else False
-        extra = task.record(item, a.answer or None)
+        extra = {**task.record(item, a.answer or None), **({"timing_discarded": a.discarded} if a.discarded else {})}
         if step.two_stage:
             existing = a.pending
             if existing is not None:
@@ -217,6 +250,7 @@ class TrialsStep(StepType[Trials]):
                     existing.values = {**(existing.values or {}), **extra}
                 existing.complete = True
                 existing.received_at = ctx.now
+                existing.server_rt_ms = ctx.server_rt_ms()  # both stages
                 return Stored()
             if a.stage != "1":
                 raise Conflict("this trial's first answer has not been given yet")
@@ -225,7 +259,7 @@ class TrialsStep(StepType[Trials]):
         shown = None
         if advised and condition.explanation != "none":
             found = explanation_for(ctx.study.entries[item.image_id], condition)
-            shown = f"{found.method}:{item.image_id}:predicted" if found else None
+            shown = f"{found.method}:{item.image_id}:{found.target}" if found else None
         values = {**({"timed_out": True} if a.timed_out else {}), **extra}
         row = ctx.row(
             phase=step.phase,
@@ -239,6 +273,8 @@ class TrialsStep(StepType[Trials]):
             model_confidence=item.confidence,
             model_correct=item.model_correct,
             values=values or None,
+            served_at=ctx.served_at,
+            server_rt_ms=ctx.server_rt_ms(),
         )
         if step.two_stage:
             row.first_answer, row.first_correct, row.first_confidence = a.answer or None, correct, a.confidence

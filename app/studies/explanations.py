@@ -21,7 +21,25 @@ Shown = Heatmap | Concepts | Sag | Examples
 def explanation_for(entry: ImageEntry, condition: Condition) -> Shown | None:
     kind = {"heatmap": condition.method, "concepts": "xnn", "sag": "sag", "examples": "examples"}
     method = kind.get(condition.explanation)
-    return entry.explanation(method, "predicted") if method else None
+    if not method:
+        return None
+    # an explanation of the true class is the predicted class's where the model is right
+    target = "true" if condition.explains == "true_class" and not entry.correct else "predicted"
+    found = entry.explanation(method, target)
+    if isinstance(found, Examples):
+        return of_predicted_class(entry, found, condition.neighbours)
+    return found
+
+
+def of_predicted_class(entry: ImageEntry, examples: Examples, n: int) -> Examples | None:
+    """Nearest examples explain the model's prediction: the n nearest training images of the
+    predicted class, always n (None if the run has fewer for this image: the loader says so).
+    A neighbour of another class would, when the model is wrong, show a picture labelled with the
+    true species, the answer key of a verify task; and a count that differed between pictures
+    would say which predictions are wrong. Runs written before the pipeline kept to the predicted
+    class may list other neighbours; they are left out here."""
+    kept = [nb for nb in examples.neighbours if nb.true_class == entry.predicted_class][:n]
+    return examples.model_copy(update={"neighbours": kept}) if len(kept) == n else None
 
 
 def files(e: Shown) -> list[str]:

@@ -9,7 +9,7 @@ participants of each condition (a Latin square over sets × conditions).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from app.assets.manifest import ImageEntry, Manifest, SagGraph, SagQuestion
@@ -28,6 +28,16 @@ class Item:
     confidence: float
     model_correct: bool
     question: SagQuestion | None = None
+    swapped: bool = False  # counterfactual: the question's versions shown in the other order (see `swap`)
+
+
+def swap(item: Item) -> Item:
+    """The item with its question's two versions shown the other way round: A is the pipeline's B."""
+    q = item.question
+    assert q is not None
+    other = "b" if q.higher == "a" else "a"
+    turned = q.model_copy(update={"a": q.b, "b": q.a, "higher": other})
+    return replace(item, question=turned, swapped=not item.swapped)
 
 
 def make(e: ImageEntry, question: SagQuestion | None = None) -> Item:

@@ -183,6 +183,10 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
                     continue
                 found = explanations.explanation_for(entry, condition)
                 label = condition.method or condition.explanation
+                if condition.explains == "true_class":
+                    label += " true-class ('fieldmark explain --explain-true')"
+                if condition.explanation == "examples":
+                    label += f" ({condition.neighbours} of the predicted class)"
                 if found is None:
                     missing.setdefault(f"{label} explanations (condition {condition.id}, block {block.id})", []).append(
                         it.image_id
@@ -190,6 +194,7 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
                     continue
                 for f in explanations.files(found):
                     index.token(f)
+    problems += _incoherent(path, spec, items)
     for what, ids in missing.items():
         problems.append(
             f"{path}: run {spec.assets!r} lacks {what} for images {sorted(ids)[:12]}"
@@ -213,6 +218,27 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
     if problems:
         raise StudyError(str(path), problems)
     return LoadedStudy(spec, path, source, content_hash, run, manifest, items, graphs, entries, index, manifest_hash)
+
+
+def _incoherent(path: Path, spec: StudySpec, items: dict[str, list[list[Item]]]) -> list[str]:
+    """Blocks whose explanation and page disagree: an explanation of the model's (wrong) answer on
+    a page that names only the true species teaches the marks of the wrong species."""
+    out = []
+    for block in spec.blocks:
+        task = TASKS[block.task]
+        errors = sum(not it.model_correct for s in items.get(block.id, [])[:1] for it in s)
+        if not (block.explanation or block.two_stage) or not task.names_species or not errors:
+            continue
+        for c in spec.conditions:
+            said = task.shows_prediction if task.shows_prediction is not None else c.show_prediction
+            if c.explanation != "none" and c.explains == "predicted_class" and not said:
+                out.append(
+                    f"{path}: steps.{block.id}: condition {c.id!r} explains the model's answer "
+                    f"(explains: predicted_class) but never says what it was, and {errors} items are model errors "
+                    "whose page names only the true species: set show_prediction: true, explains: true_class, "
+                    "or items.incorrect: 0"
+                )
+    return out
 
 
 def load_all(studies_dir: Path, assets_root: Path, secret: str) -> dict[str, LoadedStudy]:

@@ -9,8 +9,11 @@ exist.
 from __future__ import annotations
 
 import functools
+import random
 from dataclasses import dataclass
 
+from app.steps.registry import TASKS
+from app.steps.trials import Trials
 from app.studies.items import Item, order
 from app.studies.loader import LoadedStudy
 from app.studies.schema import Step
@@ -33,9 +36,10 @@ def plan(study: LoadedStudy, condition: str | None, item_set: int | None, seed: 
     for step in study.spec.steps:
         if condition is None and study.spec.needs_condition(step):
             break
-        if step.id in study.items:  # a block: one page per item
+        if isinstance(step, Trials) and step.id in study.items:  # a block: one page per item
             sets = study.items[step.id]
             items = order(sets[(item_set or 0) % len(sets)], seed, step.id)
+            items = TASKS[step.task].arrange(items, random.Random(f"{seed}:{step.id}:arrange"))
             pages += [Page(len(pages) + k, step, f"{step.id}:{k}", k, len(items), it) for k, it in enumerate(items)]
         else:
             pages.append(Page(len(pages), step, step.id))

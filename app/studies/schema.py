@@ -30,6 +30,12 @@ class Condition(Strict):
     method: str | None = None  # the heatmap method (igospp, igos, gradcam, ...)
     show_prediction: bool = False
     show_confidence: bool = False
+    # which class the explanation explains: the model's answer, or the species shown (on a model
+    # error they differ; the loader checks the run has the explanations and the page says enough)
+    explains: Literal["predicted_class", "true_class"] = "predicted_class"
+    # examples: how many nearest training images of the predicted class every trial shows (always
+    # this many: a count that varied with the model's correctness would give it away)
+    neighbours: int = Field(default=3, ge=1, le=12)
 
     _id = field_validator("id")(slug)
 
@@ -41,6 +47,17 @@ class Condition(Strict):
             raise ValueError("`method` applies to heatmap conditions only")
         if self.show_confidence and not self.show_prediction:
             raise ValueError("show_confidence needs show_prediction: a confidence alone names no answer")
+        if "neighbours" in self.model_fields_set and self.explanation != "examples":
+            raise ValueError("`neighbours` applies to examples conditions only")
+        if self.explains == "true_class" and self.explanation in ("none", "examples"):
+            raise ValueError(
+                "explains: true_class applies to heatmap, concepts and sag (nearest examples explain the prediction)"
+            )
+        if self.explains == "true_class" and self.show_prediction:
+            raise ValueError(
+                "explains: true_class with show_prediction: on a model error the explanation would be of another class "
+                "than the answer shown; show the prediction with explains: predicted_class"
+            )
         return self
 
 
@@ -105,6 +122,9 @@ class StudySpec(Strict):
     assignment: AssignmentPolicy = AssignmentPolicy()
     recruitment: Recruitment = Recruitment()
     exclusions: Exclusions = Exclusions()
+    # studies of the same run that show labelled some pictures this one tests (feedback, examples,
+    # galleries): a deliberate choice, checked by `fieldmark study check` (app/studies/overlap.py)
+    shares_stimuli_with: list[str] = Field(default_factory=list)
     steps: list[Step] = Field(min_length=2)
 
     _id = field_validator("id")(slug)

@@ -8,8 +8,9 @@ away. Pieces:
   patch sets from the most salient patches until they are sufficient (probability above 0.9 ×
   the full image's); each sufficient set is made minimal by greedy removal in index order; the
   largest subset of roots overlapping by at most one patch is kept and its first three shown.
-- `graph`: from each shown root, children remove one patch (the three most salient first) while
-  a node keeps more than 40 % of the full confidence; identical patch sets are one node.
+- `graph`: from each shown root, children remove one patch (the three most salient, or as the
+  authors the first three by patch index) while a node keeps more than 40 % of the full
+  confidence; identical patch sets are one node.
 - `questions`: pairs of patch sets whose confidences differ clearly, for counterfactual
   questions, each marked with whether it appears as a node of the graph.
 
@@ -17,9 +18,19 @@ A patch set P is shown as Φ(I, B, up(m_P)): a 7×7 binary grid upsampled biline
 corners, so a patch is a soft tent and the 49 tents sum to one. Every set scored in one search
 step goes through the model in one batch (chunks of `max_batch`); everything is deterministic.
 
-Deliberate differences from the authors' code: the beam holds exactly `beam` states (the code
-kept b + 1); every sufficient successor scored in a step is kept as a root (the code stopped
-looking once the beam was full); identical nodes are merged into a DAG (the code drew a forest).
+Deliberate differences from the authors' code (viv92/structured-attention-graphs), each with
+its reason (pipeline/methods/deviations.py lists them for the manifest; docs/benchmarks.md measures the two
+that are switchable against the authors' choice):
+
+1. The beam holds exactly `beam` states (the code kept b + 1): the paper's b.
+2. Every sufficient successor scored in a step is kept as a root (the code stopped looking once
+   the beam was full): they were scored anyway, and dropping them lost roots.
+3. Identical nodes are merged into a DAG (the code drew a forest): the paper describes a DAG.
+4. `patience`: the search also stops after 4 steps in a row without a new root (the code has no
+   such stop; `patience=None` follows it): bounds the cost on a CPU when roots stop coming.
+5. `children="salient"`: a node's children remove its most salient patches first (the code
+   removes the first three by patch index; `children="index"` follows it): the edges then show
+   the patches that matter, not the ones that happen to sit top-left.
 """
 
 from __future__ import annotations
@@ -45,11 +56,12 @@ class SagParams:
     beam: int = 3
     candidates: int = 15  # q: successors per beam state, most salient patches first
     max_roots: int = 10  # stop once more than this many roots are found
-    patience: int = 4  # ... or once this many steps in a row found no new root (ours: bounds the cost)
+    patience: int | None = 4  # ... or after this many steps in a row without a new root (ours; None: authors')
     overlap: int = 1  # diverse roots share at most this many patches
     shown_roots: int = 3
     node_threshold: float = 0.40  # expand a node while it keeps more than this share of confidence
     max_children: int = 3
+    children: str = "salient"  # remove the most salient patches first (ours) or "index": first by index (authors')
     minimise_window: int = 4  # removals tried per root per batched call while minimising
     order_iterations: int = 2  # the I-GOS map that orders the patches
     order_steps: int = 20
@@ -60,6 +72,10 @@ class SagParams:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+CHILDREN = ("salient", "index")
+AUTHORS = {"patience": None, "children": "index"}  # SagParams(**AUTHORS) follows the authors' code on both
 
 
 @dataclass
@@ -210,6 +226,8 @@ def diverse_subset(roots: list[Patches], overlap: int) -> list[Patches]:
 
 def search(score: Score, image: torch.Tensor, baseline: torch.Tensor, p: SagParams = SagParams()) -> Sag:
     """Beam search for minimal sufficient patch sets of one image (1×3×H×W)."""
+    if p.children not in CHILDREN:
+        raise ValueError(f"children must be one of {CHILDREN}, not {p.children!r}")
     scorer = Scorer(score, image, baseline, p)
     full = tuple(range(p.grid * p.grid))
     p_full = scorer([full])[0]
@@ -239,7 +257,7 @@ def search(score: Score, image: torch.Tensor, baseline: torch.Tensor, p: SagPara
                 next_beam.append(s)
         beam = next_beam
         idle = 0 if len(roots) > found else idle + 1
-        if len(roots) > p.max_roots or not beam or (roots and idle >= p.patience):
+        if len(roots) > p.max_roots or not beam or (roots and p.patience is not None and idle >= p.patience):
             break
     shown = diverse_subset(roots, p.overlap)[: p.shown_roots]
     sag = Sag(p_full=p_full, order=order, all_roots=roots, roots=shown)
@@ -251,7 +269,7 @@ def search(score: Score, image: torch.Tensor, baseline: torch.Tensor, p: SagPara
 
 def _graph(sag: Sag, scorer: Scorer, p: SagParams) -> None:
     """Nodes and edges, level by level; each level's new sets are scored in one batch."""
-    rank = {j: r for r, j in enumerate(sag.order)}
+    rank = {j: r for r, j in enumerate(sag.order)} if p.children == "salient" else {j: j for j in sag.order}
     ids: dict[Patches, int] = {}
 
     def add(patches: Patches, root: bool, depth: int) -> int:

@@ -10,6 +10,9 @@ starts, and how the area is summed.
   probability; AUC = Σ score_k · (cells removed at step k) / cells. The original code added a
   constant instead of the score for the last, partial step; here every step is weighted by its
   own score.
+- `igos-native`: the `igos` protocol ranking the cells of the map's own grid (7×7 for Grad-CAM,
+  224×224 for pixel maps) instead of 28×28, as the papers' per-resolution tables do. Scored only
+  for maps whose resolution is not 28; each score records the side it ranked.
 - `rise` (Petsiuk et al.): pixels of the 224×224 image ranked, 224 per step; deleted pixels take
   the mean colour (0 in normalised space); insertion starts from a mild blur (11×11, σ 5, on the
   normalised image); softmax probability; AUC by the trapezoid rule on [0, 1].
@@ -53,6 +56,16 @@ PROTOCOLS = {
         50,
         "Σ score_k · cells removed at step k / cells (right Riemann sum; last-step bug fixed)",
     ),
+    "igos-native": Protocol(
+        "igos-native",
+        "cell",
+        0,  # the map's own resolution; each score records it
+        "blurred image (51×51, σ 50)",
+        "blurred image (51×51, σ 50)",
+        "softmax probability of the explained class",
+        50,
+        "Σ score_k · cells removed at step k / cells (right Riemann sum; last-step bug fixed)",
+    ),
     "rise": Protocol(
         "rise",
         "pixel",
@@ -73,6 +86,7 @@ class Curves:
     deletion_auc: torch.Tensor  # N
     insertion_auc: torch.Tensor
     removed: torch.Tensor  # K+1: share of units removed/inserted at each point
+    resolution: int  # cells or pixels per side that were ranked
 
 
 def ranking(saliency: torch.Tensor) -> torch.Tensor:
@@ -124,22 +138,23 @@ def deletion_insertion(
     blurred: torch.Tensor | None = None,
     max_batch: int = 256,
 ) -> Curves:
-    """Both curves and AUCs for N images under `protocol` ("igos" or "rise").
+    """Both curves and AUCs for N images under `protocol` ("igos", "igos-native" or "rise").
 
     `saliency` is N×h×w at any resolution; it is brought to the protocol's resolution first
-    (area-averaged when finer, bilinearly enlarged when coarser). `blurred` is the 51×51, σ 50
-    baseline the igos protocol uses.
+    (area-averaged when finer, bilinearly enlarged when coarser) — except under igos-native, which
+    ranks the map's own grid. `blurred` is the 51×51, σ 50 baseline the igos protocols use.
     """
     p = PROTOCOLS[protocol]
-    sal = to_resolution(saliency.to(images.device), p.resolution)
-    units = p.resolution**2
+    side = saliency.shape[-1] if p.name == "igos-native" else p.resolution
+    sal = to_resolution(saliency.to(images.device), side)
+    units = side**2
     order = ranking(sal)
-    if p.name == "igos":
+    if p.name in ("igos", "igos-native"):
         if blurred is None:
             raise ValueError("the igos protocol needs the blurred baseline")
         step = max(1, units // p.steps)
         counts = torch.cat([torch.arange(0, units, step), torch.tensor([units])]).to(images.device)
-        keep = _masks_for(order, counts, p.resolution)
+        keep = _masks_for(order, counts, side)
         deletion = _scores(score, images, images, blurred, keep, True, max_batch)
         insertion = _scores(score, images, blurred, images, keep, True, max_batch)
         widths = (counts[1:] - counts[:-1]).float() / units
@@ -147,11 +162,11 @@ def deletion_insertion(
         ins_auc = (insertion[:, 1:] * widths).sum(1)
     else:
         counts = torch.cat([torch.arange(0, units, p.steps), torch.tensor([units])]).to(images.device)
-        keep = _masks_for(order, counts, p.resolution)
+        keep = _masks_for(order, counts, side)
         mean_colour = torch.zeros_like(images)
         mild = gaussian_blur(images, 11, 5.0, border="zeros")
         deletion = _scores(score, images, images, mean_colour, keep, False, max_batch)
         insertion = _scores(score, images, mild, images, keep, False, max_batch)
         del_auc = (deletion.sum(1) - deletion[:, 0] / 2 - deletion[:, -1] / 2) / (deletion.shape[1] - 1)
         ins_auc = (insertion.sum(1) - insertion[:, 0] / 2 - insertion[:, -1] / 2) / (insertion.shape[1] - 1)
-    return Curves(deletion, insertion, del_auc, ins_auc, counts.float() / units)
+    return Curves(deletion, insertion, del_auc, ins_auc, counts.float() / units, side)

@@ -112,3 +112,29 @@ def test_scorer_caches_and_counts() -> None:
         again = scorer([(40,)])
     assert scorer.forwards == 2 and scorer.calls == 1
     assert first[1] == again[0] and first[0] == first[2]
+
+
+@pytest.mark.parametrize(("children", "removed"), [("salient", {40, 30, 20}), ("index", {1, 10, 20})])
+def test_children_remove_the_most_salient_or_as_the_authors_the_first_by_index(
+    children: str, removed: set[int]
+) -> None:
+    from pipeline.methods.sag import Sag, _graph
+
+    p = SagParams(children=children)
+    image = torch.zeros(1, 3, 112, 112)
+    scorer = Scorer(lambda x, idx: torch.ones(len(x)), image, image, p)  # every set stays confident
+    order = [40, 30, 20, 10, 1, *(j for j in range(49) if j not in (40, 30, 20, 10, 1))]
+    sag = Sag(p_full=1.0, order=order, all_roots=[(1, 10, 20, 30, 40)], roots=[(1, 10, 20, 30, 40)])
+    _graph(sag, scorer, p)
+    assert {e.removed_patch for e in sag.edges if e.parent == 0} == removed
+
+
+def test_authors_search_has_no_patience_stop() -> None:
+    """With patience 1 the search stops one idle step after its first root; without (the authors')
+    it goes on until the beam empties or enough roots are found, so it scores more sets."""
+    short = run(BOTH, SagParams(patience=1))
+    authors = run(BOTH, SagParams(patience=None))
+    assert authors.forwards > short.forwards
+    assert set(short.all_roots) <= set(authors.all_roots)
+    with pytest.raises(ValueError, match="children"):
+        run(BOTH, SagParams(children="random"))

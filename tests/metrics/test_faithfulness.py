@@ -70,7 +70,7 @@ def test_ties_are_broken_by_position() -> None:
 
 
 def test_protocols_are_described() -> None:
-    assert set(PROTOCOLS) == {"igos", "rise"}
+    assert set(PROTOCOLS) == {"igos", "igos-native", "rise"}
     assert PROTOCOLS["igos"].resolution == 28 and PROTOCOLS["rise"].unit == "pixel"
 
 
@@ -78,3 +78,18 @@ def test_igos_protocol_needs_the_blurred_baseline() -> None:
     score, images, _ = kept_share(28)
     with pytest.raises(ValueError, match="blurred baseline"):
         deletion_insertion(score, images, torch.rand(1, 28, 28), "igos")
+
+
+def test_igos_native_ranks_the_maps_own_grid() -> None:
+    """A 7×7 map under igos-native: 49 cells, one per step (49 // 50 rounds up to 1); with the
+    kept-share model deletion after c cells scores 1 − c/49, so the AUC is 24/49. Under `igos` the
+    same map is enlarged to 28×28 first and that resolution is what the score records."""
+    score, images, blurred = kept_share(7)
+    native = deletion_insertion(score, images, torch.rand(1, 7, 7), "igos-native", blurred)
+    assert native.resolution == 7 and len(native.removed) == 50
+    assert native.removed.tolist() == pytest.approx([c / 49 for c in range(50)])
+    assert native.deletion_auc.item() == pytest.approx(24 / 49, abs=1e-5)
+    assert native.insertion_auc.item() == pytest.approx(25 / 49, abs=1e-5)
+    score28, images28, blurred28 = kept_share(28)
+    assert deletion_insertion(score28, images28, torch.rand(1, 7, 7), "igos", blurred28).resolution == 28
+    assert PROTOCOLS["igos-native"].resolution == 0  # "the map's own", recorded with each score

@@ -92,3 +92,45 @@ def test_unsafe_production_settings_stop_the_server_in_one_line(
         get_settings.cache_clear()
     err = capsys.readouterr().err.strip()
     assert "FIELDMARK_SECRET_KEY must be set" in err and len(err.splitlines()) == 1
+
+
+def test_study_check_refuses_pictures_taught_elsewhere_unless_declared(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shipped = sorted(env.studies_dir.glob("*.yaml"))
+    assert run(["study", "check", *map(str, shipped)]) == 0
+    out = capsys.readouterr().err
+    assert "seagull-learning shows labelled" in out and "declared in shares_stimuli_with" in out
+    # the same study without its declaration: the overlap with the studies folder is an error
+    text = (env.studies_dir / "seagull-agreement.yaml").read_text()
+    assert "shares_stimuli_with: [seagull-learning]\n" in text
+    bare = tmp_path / "agreement.yaml"
+    bare.write_text(text.replace("shares_stimuli_with: [seagull-learning]\n", ""))
+    assert run(["study", "check", str(bare)]) == 2
+    err = capsys.readouterr().err
+    assert "study 'seagull-learning' shows labelled" in err and "shares_stimuli_with: [seagull-learning]" in err
+    # a declaration that no longer holds is noted, not refused
+    bare.write_text(text.replace("[seagull-learning]", "[seagull-learning, nobody]"))
+    assert run(["study", "check", str(bare)]) == 0
+    assert "shares_stimuli_with names 'nobody', which teaches none of its pictures" in capsys.readouterr().err
+
+
+def test_taught_and_tested_pictures(studies: dict[str, LoadedStudy]) -> None:
+    from app.studies.overlap import overlaps, taught, tested
+
+    learning, agreement = studies["seagull-learning"], studies["seagull-agreement"]
+    learn = {it.image_id for s in learning.items["learn"] for it in s}
+    assert learn <= taught(learning) and not learn & tested(learning)  # feedback names the species
+    assert tested(learning) == {it.image_id for s in learning.items["test"] for it in s}
+    neighbours = {
+        n.image_id
+        for s in agreement.items["verify"]
+        for it in s
+        for n in agreement.entries[it.image_id].explanations[3].neighbours
+    }
+    assert neighbours & taught(agreement)  # nearest examples are labelled
+    counterfactual = studies["sag-counterfactual"]
+    assert not taught(counterfactual)  # its feedback names confidences, not species
+    found = {(o.teacher, o.tester): o for o in overlaps(list(studies.values()))}
+    o = found[("seagull-learning", "seagull-agreement")]
+    assert o.declared and set(o.images) == taught(learning) & tested(agreement)
