@@ -33,7 +33,7 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: bench-data bench-explain bench-web bench-export bench-stats ## Every CPU benchmark; results go to docs/benchmarks.md
+bench: bench-data bench-explain bench-web bench-crash bench-export bench-stats ## Every CPU benchmark; results go to docs/benchmarks.md
 
 bench-data: $(STAMP) ## Synthesis speed, training time and accuracy -> docs/benchmarks.md
 	$(PY) -m benchmarks.data
@@ -43,6 +43,9 @@ bench-explain: $(STAMP) ## Heatmap methods: faithfulness, localisation, speed (C
 
 bench-web: $(STAMP) ## 300 simulated participants against uvicorn (SQLite, PostgreSQL) -> docs/benchmarks.md
 	$(PY) -m benchmarks.web
+
+bench-crash: $(STAMP) ## SIGKILL the server under 200 participants: nothing lost or duplicated (SQLite, PostgreSQL) -> docs/benchmarks.md
+	$(PY) -m benchmarks.crash
 
 bench-export: $(STAMP) ## Export 1,000,000 trial rows: time and peak memory -> docs/benchmarks.md
 	$(PY) -m benchmarks.export
@@ -56,4 +59,4 @@ bench-explain-gpu: $(STAMP) ## I-GOS / iGOS++ timing on ResNet-50 (needs CUDA) -
 clean: ## Remove generated data, models and caches (keeps .venv)
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install demo test lint format bench bench-data bench-explain bench-explain-gpu bench-web bench-export bench-stats clean
+.PHONY: help install demo test lint format bench bench-data bench-explain bench-explain-gpu bench-web bench-crash bench-export bench-stats clean

@@ -9,18 +9,25 @@ instructed one (random bots answer them at random).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from pathlib import Path
 
 import httpx
 
+from app.services.entry import bot_key
 from app.settings import Settings
 from app.steps import TASKS, step_type
 from app.studies.items import Item, swap
@@ -178,8 +185,9 @@ class Bot:
 
     def fill(self, page: PageParser, form: Form, r: BotResult) -> dict[str, str | list[str]]:
         data: dict[str, str | list[str]] = dict(form.hidden)
-        if form.buttons:  # consent
-            data["choice"] = "agree"
+        if form.buttons:  # consent, with what static/js/device.js reports of a laptop's browser
+            data |= {"choice": "agree", "device_class": "desktop", "viewport_w": "1366", "viewport_h": "850"}
+            data |= {"screen_w": "1440", "screen_h": "900"}
             return data
         for name, values in form.radios.items():
             if name == "answer" and page.task:
@@ -201,6 +209,7 @@ class Bot:
             onset = 1000.0 + self.rng.random() * 100
             data["onset_ms"] = f"{onset:.1f}"
             data["response_ms"] = f"{onset + self.rng.uniform(700, 4000):.1f}"
+            data["tab_hidden"] = "0"
         return data
 
     def attention(self, options: list[str]) -> str:
@@ -258,6 +267,55 @@ def local_server(settings: Settings, studies: dict[str, LoadedStudy] | None = No
         thread.join(timeout=10)
 
 
+@dataclass
+class ServerProcess:
+    """A `fieldmark serve` process (its own interpreter, as in production): `kill` is a SIGKILL."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    port: int
+
+    def kill(self) -> None:
+        """SIGKILL the server and its workers (its own process group) at once: no shutdown at all."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+def start_server(env: dict[str, str], log: Path, port: int | None = None, workers: int = 1) -> ServerProcess:
+    """Start `fieldmark serve` with these FIELDMARK_ settings (on top of this process's environment)
+    and wait until it answers /healthz. Its output goes to `log` (a pipe nobody reads would stall it)."""
+    port = port or _free_port()
+    exe = Path(sys.executable).with_name("fieldmark")
+    command = [str(exe), "serve", "--port", str(port), "--workers", str(workers), "--no-upgrade"]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = ServerProcess(process, f"http://127.0.0.1:{port}", port)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError(f"the server did not start within 60 s: {log.read_text()[-2000:]}")
+
+
+def stop_server(server: ServerProcess) -> None:
+    if server.process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.process.pid, signal.SIGTERM)
+        try:
+            server.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 def run_bots(
     study: LoadedStudy,
     n: int,
@@ -266,8 +324,13 @@ def run_bots(
     seed: int,
     settings: Settings,
     studies: dict[str, LoadedStudy] | None = None,
+    as_bots: bool = True,
 ) -> list[BotResult]:
-    """n bots, one after another, each with its own client (cookies) and Prolific-style id."""
+    """n bots, one after another, each with its own client (cookies) and Prolific-style id.
+
+    They say they are bots (FM_BOT, signed with the server's secret), so their data stay out of
+    counts, balancing, analysis and exports; `as_bots=False` leaves that out, for tests whose bots
+    stand in for people (the analysis of known truths)."""
 
     def go(base: str) -> list[BotResult]:
         out = []
@@ -275,7 +338,10 @@ def run_bots(
             with httpx.Client(base_url=base, timeout=30) as client:
                 bot = Bot(client, study, strategy, random.Random(f"{seed}:{k}"))
                 pid = f"bot{seed}x{k}x{random.Random(seed * 7919 + k).getrandbits(40):x}"
-                out.append(bot.run(f"{base}/s/{study.id}?PROLIFIC_PID={pid}&STUDY_ID=sim&SESSION_ID=s{k}"))
+                query = f"PROLIFIC_PID={pid}&STUDY_ID=sim&SESSION_ID=s{k}"
+                if as_bots:
+                    query += f"&FM_BOT={bot_key(settings.secret_key, study.id)}"
+                out.append(bot.run(f"{base}/s/{study.id}?{query}"))
         return out
 
     if url:

@@ -21,6 +21,18 @@ study_app = typer.Typer(
 researcher_app = typer.Typer(help="Researcher accounts.", no_args_is_help=True)
 
 
+def loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
@@ -32,9 +44,14 @@ def serve(
 
     from app.main import create_app
     from app.migrate import upgrade as migrate
-    from app.settings import get_settings
+    from app.settings import DEV_SECRET, get_settings
 
     settings = get_settings()
+    if settings.secret_key == DEV_SECRET and not loopback(host):
+        raise AppError(
+            f"refusing to serve on {host} with the development secret (anyone could forge a researcher's "
+            "login): set FIELDMARK_SECRET_KEY to a long random value, or serve on 127.0.0.1"
+        )
     if upgrade:
         settings.home.mkdir(parents=True, exist_ok=True)
         migrate(settings.db_url)
@@ -47,7 +64,10 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
-        proxy_headers=True,
+        # X-Forwarded-For is believed only from the proxies named (none by default): otherwise any
+        # client could claim any address and escape the login rate limit.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
         # Participants read for seconds between pages; uvicorn's 5-s default closes connections
         # that the browser is about to reuse.
         timeout_keep_alive=30,
@@ -211,7 +231,9 @@ def export(
     study: Annotated[str, typer.Argument(help="Study id.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write the files into.")],
     raw_ids: Annotated[bool, typer.Option("--raw-ids", help="Also export raw Prolific ids (personal data).")] = False,
-    include_pilots: Annotated[bool, typer.Option("--include-pilots")] = False,
+    all_origins: Annotated[
+        bool, typer.Option("--all-origins", help="Include pilot and bot participants (each row says its origin).")
+    ] = False,
 ) -> None:
     """trials.csv, participants.csv, codebook.md/.json and the exact study file."""
     from app.db import make_engine, session_factory
@@ -220,7 +242,7 @@ def export(
     settings, loaded = _loaded(study)
     engine = make_engine(settings.db_url)
     with session_factory(engine)() as session:
-        files = write(session, loaded, out, settings.secret_key, raw_ids, include_pilots)
+        files = write(session, loaded, out, settings.secret_key, raw_ids, all_origins)
     engine.dispose()
     for f in files:
         console.print(str(f))
@@ -237,6 +259,9 @@ def analyse(
     exclusions: Annotated[
         bool, typer.Option("--exclusions/--no-exclusions", help="Apply the study's exclusion rules.")
     ] = True,
+    all_origins: Annotated[
+        bool, typer.Option("--all-origins", help="Analyse pilot and bot participants too (to check a study).")
+    ] = False,
 ) -> None:
     """Accuracy by condition with its mixed model, and every analysis a results section needs."""
     from app.analysis import report as R
@@ -247,7 +272,7 @@ def analyse(
     chosen = choose_engine(engine or settings.stats_engine)
     db = make_engine(settings.db_url)
     with session_factory(db)() as session:
-        rep = R.build(session, loaded, apply_exclusions=exclusions, engine=chosen)
+        rep = R.build(session, loaded, apply_exclusions=exclusions, engine=chosen, all_origins=all_origins)
     db.dispose()
     print(R.text(rep))
     if html is not None:

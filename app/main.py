@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import FileResponse, RedirectResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -17,8 +17,10 @@ from app.errors import AppError
 from app.routes import assets, participant, researcher
 from app.services.studies import sync
 from app.settings import Settings, get_settings
+from app.static import REVALIDATE, VersionedFiles, compressed
+from app.static import ROOT as STATIC
 from app.studies.loader import LoadedStudy, load_all
-from app.web import ROOT, BodyLimit, SecurityHeaders, problem, render
+from app.web import BodyLimit, RefuseNul, SecurityHeaders, problem, render
 
 
 def create_app(settings: Settings | None = None, studies: dict[str, LoadedStudy] | None = None) -> FastAPI:
@@ -38,8 +40,10 @@ def create_app(settings: Settings | None = None, studies: dict[str, LoadedStudy]
     app.state.studies = studies
     app.state.reports = ReportCache(sessions, lambda: choose_engine(settings.stats_engine))
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RefuseNul)  # inside BodyLimit: only bodies of a bounded size are read whole
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
+    app.add_middleware(compressed)
+    app.mount("/static", VersionedFiles(directory=str(STATIC)), name="static")
     app.include_router(participant.router)
     app.include_router(assets.router)
     app.include_router(researcher.router)
@@ -51,6 +55,15 @@ def create_app(settings: Settings | None = None, studies: dict[str, LoadedStudy]
         return RedirectResponse("/r/login", status_code=303)
 
     app.add_exception_handler(AppError, problem)  # type: ignore[arg-type]
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:  # where browsers look for it unasked
+        return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon", headers={"Cache-Control": REVALIDATE})
+
+    @app.exception_handler(DataError)
+    def bad_value(request: Request, exc: DataError) -> Response:
+        """A value the database cannot hold (a number out of its range): the request's fault, a 400."""
+        return render(request, "error.html", status=400, title="Not understood", message="A value was out of range.")
 
     @app.get("/healthz")
     def healthz() -> dict[str, object]:

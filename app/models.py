@@ -32,6 +32,10 @@ def aware(t: dt.datetime) -> dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
+REAL = "real"
+ORIGINS = (REAL, "pilot", "bot")
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, dt.datetime: DateTime(timezone=True)}
@@ -85,12 +89,24 @@ class Participant(Base):
     external_pid: Mapped[str | None] = mapped_column(String(64))
     external_study: Mapped[str | None] = mapped_column(String(64))
     external_session: Mapped[str | None] = mapped_column(String(64))
-    is_pilot: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who this is: "real" (a participant), "pilot" (a researcher's preview) or "bot" (a simulated
+    # participant). Only real ones count: monitor, balancing, analysis and exports leave the others out.
+    origin: Mapped[str] = mapped_column(String(16), default="real", index=True)
+    # The browser they consented on (device.js fills these in; empty without JavaScript)
+    device_class: Mapped[str | None] = mapped_column(String(16))  # desktop, tablet, phone
+    viewport_w: Mapped[int | None]
+    viewport_h: Mapped[int | None]
+    screen_w: Mapped[int | None]
+    screen_h: Mapped[int | None]
     end_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     assigned_at: Mapped[dt.datetime | None]
     completed_at: Mapped[dt.datetime | None]
+
+    @property
+    def is_real(self) -> bool:
+        return self.origin == REAL
 
     responses: Mapped[list[Response]] = relationship(back_populates="participant", order_by="Response.page")
 
@@ -145,6 +161,7 @@ class Response(Base):
     first_onset_ms: Mapped[float | None] = mapped_column(Float)
     first_response_ms: Mapped[float | None] = mapped_column(Float)
     rt_ms: Mapped[float | None] = mapped_column(Float)
+    tab_hidden: Mapped[bool | None] = mapped_column(Boolean)  # the tab was hidden while the trial was shown
     complete: Mapped[bool] = mapped_column(Boolean, default=True)  # False between the stages of a two-stage trial
     first_received_at: Mapped[dt.datetime | None]
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

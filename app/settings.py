@@ -24,7 +24,10 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 64 * 1024  # participant forms are tiny; anything bigger is refused
     prolific_url: str = "https://app.prolific.com/submissions/complete"
-    login_attempts_per_minute: int = 10
+    login_attempts_per_minute: int = 10  # failures per minute per account (per browser, once trusted) and per address
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses, "*" for any);
+    # empty: none, the connecting address is the client's.
+    trusted_proxies: str = ""
     session_max_age_s: int = Field(default=8 * 3600, ge=60)
     stats_engine: Literal["auto", "r", "python"] = "auto"  # auto: R's lme4 when installed, else the Python port
 

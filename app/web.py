@@ -26,12 +26,14 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.analysis.cache import ReportCache
 from app.errors import AppError, Conflict, Forbidden, NotFound, Refused, Unavailable
 from app.settings import Settings
+from app.static import static_url
 from app.studies.loader import LoadedStudy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +48,7 @@ def markdown(text: str) -> Markup:
 templates = Jinja2Templates(directory=str(ROOT / "templates"))
 templates.env.auto_reload = False  # templates ship with the code: no file checks on every page
 templates.env.filters["markdown"] = markdown
+templates.env.globals["static_url"] = static_url
 
 
 # -- what handlers depend on (the only readers of app.state) ---------------------------------------
@@ -218,6 +221,62 @@ class BodyLimit:
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class RefuseNul:
+    """Refuse, with a 400, any request with a NUL character in its path, query, headers, cookies or
+    form body. No text a person types contains one, PostgreSQL cannot store one (the driver
+    raises), and refusing it here keeps every handler and every database alike.
+
+    Bodies are read whole before the app sees them: BodyLimit (outside this) caps their size.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+        if _has_nul(raw) or _has_nul(scope.get("query_string", b"")) or "\x00" in scope["path"]:
+            await _plain(400, "The request contained a NUL character. Nothing was stored.")(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if b"\x00" in value or (
+                name == b"cookie" and any("\x00" in k + v for k, v in cookie_parser(value.decode("latin-1")).items())
+            ):
+                await _plain(400, "The request contained a NUL character. Nothing was stored.")(scope, receive, send)
+                return
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if _has_nul(body):
+            await _plain(400, "The form contained a NUL character. Nothing was stored.")(scope, receive, send)
+            return
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: the disconnect, whenever it comes
+
+        await self.app(scope, replay, send)
+
+
+def _has_nul(data: bytes) -> bool:
+    return b"\x00" in data or b"%00" in data
 
 
 def _plain(status: int, text: str) -> Response:

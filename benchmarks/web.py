@@ -71,9 +71,10 @@ class Connection:
     server did, on the same two cores, so it measured itself as much as the server.
     """
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, cookies: dict[str, str] | None = None) -> None:
         self.host, self.port = host, port
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.cookies = cookies if cookies is not None else {}  # the browser's cookie jar (shared by its tabs)
 
     async def request(self, method: str, path: str, form: dict[str, str] | None = None) -> Reply:
         if self.streams is None:
@@ -81,6 +82,8 @@ class Connection:
         reader, writer = self.streams
         body = urlencode(form).encode() if form is not None else b""
         head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+        if self.cookies:
+            head += "Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()) + "\r\n"
         if form is not None:
             head += f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
         writer.write(head.encode() + b"\r\n" + body)
@@ -90,6 +93,13 @@ class Connection:
             if line:
                 name, _, value = line.partition(":")
                 headers[name.lower()] = value.strip()
+                if name.lower() == "set-cookie":  # a consent page needs the study link's cookie
+                    pair = value.strip().split(";", 1)[0]
+                    key, _, val = pair.partition("=")
+                    if "max-age=0" in value.lower() or val in ('""', ""):
+                        self.cookies.pop(key, None)
+                    else:
+                        self.cookies[key] = val
         text = (await reader.readexactly(int(headers.get("content-length", "0")))).decode()
         if headers.get("connection") == "close":
             await self.close()
@@ -148,7 +158,7 @@ async def _participant(conn: Connection, k: int, stats: Stats, rng: random.Rando
             data["onset_ms"], data["response_ms"] = "1000.0", f"{1000 + rng.uniform(500, 3000):.1f}"
         await asyncio.sleep(rng.uniform(*think))  # reading and thinking
         if rng.random() < 0.1:  # a double click without JavaScript: the same form twice at once
-            second = Connection(conn.host, conn.port)
+            second = Connection(conn.host, conn.port, conn.cookies)
             resp, again = await asyncio.gather(
                 timed("POST", f"/p/{code}", data), timed("POST", f"/p/{code}", data, via=second)
             )

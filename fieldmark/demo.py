@@ -136,10 +136,17 @@ def ensure_assets(home: Path, reports: Path) -> Path:
     guides.mkdir(exist_ok=True)
     for sp in SPECIES:
         path = guides / f"guide_{sp.cub_id:03d}_{sp.name}.png"
-        if not path.is_file():
+        if not path.is_file() or _landscape(path):  # a guide of the older layout (with the CUB id): redrawn
             field_mark_guide(sp).save(path)
     console.print(f"{run}: {len(manifest.images)} images explained with {', '.join(DEMO_METHODS)}")
     return run
+
+
+def _landscape(path: Path) -> bool:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.width > im.height
 
 
 DEMO_RESEARCHER = "demo@fieldmark.local"
@@ -169,6 +176,23 @@ def _demo_researcher(settings: Settings) -> None:
     engine.dispose()
 
 
+def keep_secret(home: Path) -> str:
+    """The demo's secret key: random, made once and kept in `home`/secret_key (readable by its
+    owner only), so that logins survive a restart and nobody can forge one with a known default."""
+    import secrets
+
+    path = home / "secret_key"
+    if path.is_file() and len(key := path.read_text(encoding="utf-8").strip()) >= 32:
+        return key
+    home.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    tmp = path.with_suffix(".tmp")
+    tmp.touch(mode=0o600)
+    tmp.write_text(key + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return key
+
+
 def run_demo(home: Path, serve: bool = True) -> None:
     import os
 
@@ -188,6 +212,8 @@ def run_demo(home: Path, serve: bool = True) -> None:
         write_previews(read_dataset(data), preview)
     console.rule("5/5 study server")
     os.environ.setdefault("FIELDMARK_HOME", str(home))
+    if "FIELDMARK_SECRET_KEY" not in os.environ:  # before the settings are first read
+        os.environ["FIELDMARK_SECRET_KEY"] = keep_secret(home)
     from app.migrate import upgrade
     from app.settings import get_settings
     from app.studies.loader import load_all

@@ -30,6 +30,7 @@ from pipeline.devices import default_max_batch, resolve_device
 from pipeline.errors import PipelineError
 from pipeline.methods import baselines as bl
 from pipeline.methods.common import ClassProbability, black_baseline, blurred_baseline, frozen, gaussian_blur
+from pipeline.methods.deviations import DEVIATIONS, REFERENCE_CODE
 from pipeline.methods.examples import nearest
 from pipeline.methods.igos import IGOSPP_AUTHORS, IGOSPP_DEFAULTS, IgosParams, igos, igos_pp
 from pipeline.methods.sag import SagParams, search
@@ -40,6 +41,7 @@ from pipeline.models import checkpoint
 from pipeline.models.images import load_uint8, normalise
 from pipeline.models.train import predict_probs
 from pipeline.render.heatmap import overlay
+from pipeline.render.refresh import refresh, sag_diagrams
 
 HEATMAP_METHODS = ("igos", "igospp", "igospp-authors", "gradcam", "ig-blur", "ig-black", "occlusion", "rise")
 METHODS = (*HEATMAP_METHODS, "sag", "xnn", "examples")
@@ -383,6 +385,7 @@ def explain(cfg: ExplainConfig, progress: Progress | None = None) -> schema.Mani
         if not (run.root / run.image(rec.id)).is_file():
             run.write_png(run.image(rec.id), Image.fromarray(pic.permute(1, 2, 0).numpy()))
     run.write_json(run.root / "images.json", entries)
+    refresh(run.root)  # drawings an older renderer made are redrawn from what the run stores
 
     jobs = [
         (m, i, t, c)
@@ -570,7 +573,7 @@ def _sag(w: Work, job: tuple[str, int, str, int], p: SagParams) -> None:
     )
     atomic_write_text(run.root / f"{stem}.json", graph.model_dump_json(indent=1))
     name = class_names[index[cls]]
-    atomic_write_text(run.root / f"{stem}.svg", draw.diagram_svg(graph, image))  # names no class: safe in studies
+    diagrams = sag_diagrams(run.root, stem, graph, image)  # they name no class and no image: safe in studies
     run.write_png(f"{stem}.png", draw.diagram_png(graph, image, name))
     run.write_json(
         run.record("sag", rec.id, target),
@@ -580,7 +583,7 @@ def _sag(w: Work, job: tuple[str, int, str, int], p: SagParams) -> None:
             "target": target,
             "target_class": cls,
             "graph": f"{stem}.json",
-            "diagram_svg": f"{stem}.svg",
+            **diagrams,
             "diagram_png": f"{stem}.png",
             "roots": len(found.roots),
             "files": graph.files(),
@@ -728,7 +731,16 @@ def build_manifest(
             "created": provenance.now(),
         },
         "classes": [{"id": c, "name": n} for c, n in zip(lm.class_ids, lm.class_names, strict=True)],
-        "methods": {m: {"description": DESCRIPTIONS[m], "params": saved["methods"][m]} for m in METHODS if m in used},
+        "methods": {
+            m: {
+                "description": DESCRIPTIONS[m],
+                "params": saved["methods"][m],
+                "reference_code": REFERENCE_CODE[m],
+                "deviations": [d.as_dict() for d in DEVIATIONS[m]],
+            }
+            for m in METHODS
+            if m in used
+        },
         "protocols": {k: v.as_dict() for k, v in PROTOCOLS.items()},
         "parts": parts,
         "images": images,

@@ -201,6 +201,8 @@ class XnnStage:
                     }
                 )
                 items.append((j + 1, Image.open(self.run.root / f"{rel}.png"), float(contrib[j])))
+            for m, same in zip(significant_maps, draw.same_spots(maps[first : first + len(sig)]), strict=True):
+                m["same_spot_as"] = significant_maps[same]["concept"] if same is not None else None
             text = draw.summary([j + 1 for j in sig])
             self.run.write_png(f"{stem}/card.png", draw.card(Image.fromarray(image), items, text))
             self.run.write_json(

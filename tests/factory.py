@@ -1,8 +1,8 @@
 """A small, valid asset run for the study server's tests, written through the manifest schema.
 
-No torch, no training: a few seconds (the one piece of the pipeline it uses is the SAG
-diagram renderer, numpy and Pillow only). What the tests rely on holds by construction rather
-than by luck of a trained model:
+No torch, no training: a few seconds (the one piece of the pipeline it uses is the
+participants' drawing: SAG diagrams and the concepts' same-spot test, numpy and Pillow only).
+What the tests rely on holds by construction rather than by luck of a trained model:
 
 - the eight gull species the shipped studies name, each with a field-mark guide;
 - per species, test images the "model" gets right and test images it gets wrong (the wrong
@@ -34,7 +34,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from app.assets import manifest as M
-from pipeline.render.sag import diagram_svg
+from pipeline.render.concepts import same_spots
+from pipeline.render.refresh import sag_diagrams
 
 RUN = "demo"  # the run the shipped studies name
 SIZE = 112  # pixels per side of a picture
@@ -150,10 +151,16 @@ class Writer:
         )
 
     def concepts(self, image_id: int, target: int) -> M.Concepts:
+        """Concepts 1 and 3; on even image ids concept 3 lights the same spot as concept 1."""
         stem = f"explanations/xnn/{image_id}-predicted"
-        maps = []
-        for concept, contribution in ((1, 0.6), (3, 0.3)):
+        shares = ((1, 0.6), (3, 0.3))
+        raws: list[np.ndarray] = []
+        for concept, _ in shares:
             sal = np.random.default_rng([image_id, concept]).random((7, 7))
+            raws.append(raws[0] * 0.9 + 0.05 if raws and image_id % 2 == 0 else sal)
+        same = same_spots(raws)
+        maps = []
+        for k, ((concept, contribution), sal) in enumerate(zip(shares, raws, strict=True)):
             _png(_overlay(self.pictures[image_id], sal), self.path(f"{stem}/concept-{concept}.png"))
             maps.append(
                 M.ConceptMap(
@@ -162,6 +169,7 @@ class Writer:
                     activation=contribution * 2,
                     raw=self.array(f"{stem}/concept-{concept}.npy", sal),
                     overlay=f"{stem}/concept-{concept}.png",
+                    same_spot_as=shares[same[k]][0] if same[k] is not None else None,
                 )
             )
         card = Image.new("RGB", (320, 120), (255, 255, 255))
@@ -234,15 +242,13 @@ class Writer:
             seed=0,
         )
         self.path(f"{stem}.json").write_text(graph.model_dump_json(indent=1))
-        # the pipeline's own renderer (numpy and Pillow, no torch): what a participant's page carries
-        svg = diagram_svg(graph, np.asarray(base))
-        self.path(f"{stem}.svg").write_text(svg, encoding="utf-8")
+        diagrams = sag_diagrams(self.run, stem, graph, np.asarray(base.convert("RGB")))  # the pipeline's own drawing
         _png(Image.new("RGB", (240, 200), (255, 255, 255)), self.path(f"{stem}.png"))
         return M.Sag(
             target="predicted",
             target_class=target,
             graph=f"{stem}.json",
-            diagram_svg=f"{stem}.svg",
+            **diagrams,
             diagram_png=f"{stem}.png",
             roots=1,
             files=graph.files(),

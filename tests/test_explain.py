@@ -16,12 +16,13 @@ from pipeline.provenance import file_hash
 CHEAP = {
     "igos": {"iterations": 2, "steps": 2},
     "igospp": {"iterations": 2, "steps": 2},
+    "igospp-authors": {"iterations": 2, "steps": 2},
     "ig-blur": {"steps": 4},
     "ig-black": {"steps": 4},
     "occlusion": {"window": 112, "stride": 112},
     "rise": {"masks": 16},
 }
-ALL = parse_methods("igos,igospp,gradcam,ig,occlusion,rise,examples")
+ALL = parse_methods("igos,igospp,igospp-authors,gradcam,ig,occlusion,rise,examples")
 
 
 def config(model: Path, ds: Dataset, out: Path, **kw: object) -> ExplainConfig:
@@ -54,6 +55,22 @@ def test_manifest_round_trips_through_the_apps_reader(run: Path, tiny_model: Pat
     assert m.provenance.model_hash == file_hash(tiny_model) and m.provenance.model_arch == "compact"
     again = schema.Manifest.model_validate_json(m.model_dump_json())
     assert again == m
+    # every method names its reference code and its deviations from it, with reasons
+    assert all(info.reference_code for info in m.methods.values())
+    assert any("end points" in d.what and d.switch for d in m.methods["igospp"].deviations)
+    assert all(d.why for info in m.methods.values() for d in info.deviations)
+
+
+def test_manifests_written_before_deviations_were_recorded_still_load(run: Path) -> None:
+    doc = json.loads((run / schema.MANIFEST).read_text())
+    for info in doc["methods"].values():
+        del info["reference_code"], info["deviations"]
+    for img in doc["images"]:
+        for e in img["explanations"]:
+            for f in e.get("faithfulness", []):
+                del f["resolution"]
+    old = schema.Manifest.model_validate(doc)
+    assert old.methods["igos"].deviations == [] and old.methods["igos"].reference_code is None
 
 
 def test_every_method_for_every_image_and_the_true_class_when_wrong(run: Path) -> None:
@@ -193,12 +210,15 @@ def test_sag_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> No
     assert {tuple(r) for r in graph.roots} <= roots
     for q in graph.questions:
         assert q.higher == ("a" if q.a.confidence > q.b.confidence else "b")
-    svg = ET.fromstring((out / sag.diagram_svg).read_text())
     ns = "{http://www.w3.org/2000/svg}"
-    groups = [g for g in svg.iter(f"{ns}g") if g.get("class") == "sag-node"]
-    assert groups and all(g.get("tabindex") == "0" for g in groups)
-    assert all(g.find(f"{ns}title") is not None for g in groups)  # readable without hovering
-    assert svg.find(f"{ns}title") is not None and svg.get("role") == "img"
+    for rel, widest in ((sag.diagram_svg, 516), (sag.diagram_phone, 360)):
+        svg = ET.fromstring((out / rel).read_text())
+        assert int(svg.get("width", "999")) <= widest and svg.find(f"{ns}title") is not None
+        # one picture per shown root and per child of one, nothing focusable, no ids
+        shown = [n for n in graph.nodes if n.depth == 0 and n.patches in graph.roots]
+        kids = [e for e in graph.edges if e.parent in {n.id for n in shown}]
+        assert len(list(svg.iter(f"{ns}image"))) == len(shown) + len(kids)
+        assert not [el for el in svg.iter() if el.get("id") or el.get("tabindex")]
     with Image.open(out / sag.diagram_png) as im:
         assert im.width > 400
 

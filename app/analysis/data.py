@@ -15,15 +15,15 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.analysis.rules import attention_failures, flags_for, trial_fields
-from app.models import Participant, Response
+from app.models import REAL, Participant, Response
 from app.steps.registry import trial_row_types
 from app.studies.loader import LoadedStudy
 
 
-def participants_frame(session: Session, study: LoadedStudy, include_pilots: bool = False) -> pd.DataFrame:
+def participants_frame(session: Session, study: LoadedStudy, all_origins: bool = False) -> pd.DataFrame:
     q = select(Participant).where(Participant.study_id == study.id)
-    if not include_pilots:
-        q = q.where(Participant.is_pilot.is_(False))
+    if not all_origins:
+        q = q.where(Participant.origin == REAL)
     rows = []
     for p in session.scalars(q.order_by(Participant.id)):
         rows.append(
@@ -35,7 +35,7 @@ def participants_frame(session: Session, study: LoadedStudy, include_pilots: boo
                 "external_pid": p.external_pid,
                 "external_study": p.external_study,
                 "external_session": p.external_session,
-                "is_pilot": p.is_pilot,
+                "origin": p.origin,
                 "study_hash": p.study_hash,
                 "started_at": p.created_at,
                 "assigned_at": p.assigned_at,
@@ -53,7 +53,7 @@ def participants_frame(session: Session, study: LoadedStudy, include_pilots: boo
             "external_pid",
             "external_study",
             "external_session",
-            "is_pilot",
+            "origin",
             "study_hash",
             "started_at",
             "assigned_at",
@@ -63,7 +63,7 @@ def participants_frame(session: Session, study: LoadedStudy, include_pilots: boo
     )
 
 
-def trials_frame(session: Session, study: LoadedStudy, include_pilots: bool = False) -> pd.DataFrame:
+def trials_frame(session: Session, study: LoadedStudy, all_origins: bool = False) -> pd.DataFrame:
     """One row per answered trial: participant_id, condition, every trial field (app/steps/), study_hash."""
     fields = trial_fields(study)
     q = (
@@ -71,8 +71,8 @@ def trials_frame(session: Session, study: LoadedStudy, include_pilots: bool = Fa
         .join(Participant, Participant.id == Response.participant_id)
         .where(Response.study_id == study.id, Response.step_type.in_(trial_row_types()), Response.complete.is_(True))
     )
-    if not include_pilots:
-        q = q.where(Participant.is_pilot.is_(False))
+    if not all_origins:
+        q = q.where(Participant.origin == REAL)
     columns = ["participant_id", "condition", *(f.key for f in fields), "study_hash"]
     df = pd.DataFrame(session.execute(q.order_by(Response.participant_id, Response.page)).all(), columns=columns)
     for f in fields:
@@ -107,8 +107,8 @@ def exclusion_flags(
     return flags
 
 
-def pilot_count(session: Session, study: LoadedStudy) -> int:
-    q = select(func.count()).where(Participant.study_id == study.id, Participant.is_pilot.is_(True))
+def non_real_count(session: Session, study: LoadedStudy) -> int:
+    q = select(func.count()).where(Participant.study_id == study.id, Participant.origin != REAL)
     return int(session.scalar(q) or 0)
 
 

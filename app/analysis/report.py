@@ -69,7 +69,7 @@ class Report:
     exclusions: list[Exclusion]
     analysed_participants: int
     analysed_trials: int
-    pilots: int
+    non_real: int
     sections: list[Section]
     absent: list[str]  # analyses this study has no data for, and why
 
@@ -91,12 +91,17 @@ def _people(n: int) -> str:
 
 
 def build(
-    session: Session, study: LoadedStudy, apply_exclusions: bool = True, engine: I.Engine | None = None
+    session: Session,
+    study: LoadedStudy,
+    apply_exclusions: bool = True,
+    engine: I.Engine | None = None,
+    all_origins: bool = False,
 ) -> Report:
+    """The report on real participants (`all_origins`: pilots and bots too, for checking a study)."""
     engine = engine or I.choose_engine()
     version = D.data_version(session, study)
-    people = D.participants_frame(session, study)
-    trials = D.trials_frame(session, study)
+    people = D.participants_frame(session, study, all_origins)
+    trials = D.trials_frame(session, study, all_origins)
     flags = D.exclusion_flags(study, people, trials, answers(session, study))
     names = {c.id: c.name for c in study.manifest.classes}
     conditions = [(c.id, c.label or c.id) for c in study.spec.conditions]
@@ -406,7 +411,7 @@ def build(
         exclusions=exclusions,
         analysed_participants=len(keep),
         analysed_trials=len(analysed),
-        pilots=D.pilot_count(session, study),
+        non_real=D.non_real_count(session, study),
         sections=sections,
         absent=absent,
     )
@@ -494,7 +499,7 @@ def text(r: Report) -> str:
         f"method: {I.METHOD}",
         "",
         f"participants analysed: {r.analysed_participants}; trials analysed: {r.analysed_trials}; "
-        f"pilots (never analysed): {r.pilots}",
+        f"pilots and bots (never analysed): {r.non_real}",
         "exclusions:",
     ]
     for e in r.exclusions:

@@ -197,13 +197,14 @@ class Sag(Strict):
     target: Literal["predicted", "true"]
     target_class: int
     graph: str  # .json, a SagGraph
-    diagram_svg: str  # interactive in a browser (hover or focus enlarges a node), static without JS
+    diagram_svg: str  # for participants: one self-contained file, laid out for a desktop column
+    diagram_phone: str  # the same diagram laid out for a phone (a page picks one with <picture>)
     diagram_png: str  # the same diagram for papers
     roots: int  # how many roots are shown
     files: list[str]  # node thumbnails and question images
     seconds: float
 
-    _check = field_validator("graph", "diagram_svg", "diagram_png")(_relative)
+    _check = field_validator("graph", "diagram_svg", "diagram_phone", "diagram_png")(_relative)
     _check_files = field_validator("files")(lambda v: [_relative(f) for f in v])
 
 
@@ -213,6 +214,7 @@ class ConceptMap(Strict):
     activation: float  # z_j
     raw: str  # .npy heatmap of where the concept fires
     overlay: str  # .png
+    same_spot_as: int | None = None  # an earlier concept of this card whose map lights the same spot
 
     _check = field_validator("raw", "overlay")(_relative)
 
@@ -298,9 +300,20 @@ class ImageEntry(Strict):
         return None
 
 
+class Deviation(Strict):
+    """Where a method differs from its reference code, and why (pipeline/methods/deviations.py)."""
+
+    what: str
+    why: str
+    switch: str | None = None  # the parameter setting that follows the reference code, if any
+
+
 class MethodInfo(Strict):
     description: str
     params: dict[str, object]
+    # Both absent in manifests written before they were recorded.
+    reference_code: str | None = None
+    deviations: list[Deviation] = Field(default_factory=list)
 
 
 class Manifest(Strict):
@@ -344,7 +357,7 @@ class Manifest(Strict):
                 if isinstance(e, Heatmap):
                     out += [e.raw, e.overlay, e.curves]
                 elif isinstance(e, Sag):
-                    out += [e.graph, e.diagram_svg, e.diagram_png, *e.files]
+                    out += [e.graph, e.diagram_svg, e.diagram_phone, e.diagram_png, *e.files]
                 elif isinstance(e, Concepts):
                     out += [e.card, *(f for c in e.significant for f in (c.raw, c.overlay))]
                 else:

@@ -11,15 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 from app.analysis.rules import step_columns, trial_fields
-from app.models import Participant
+from app.models import ORIGINS, Participant
 from app.steps.base import Recorded
 from app.studies.loader import LoadedStudy
 
+ORIGIN_MEANING = (
+    "who took part: real (a participant), pilot (a researcher's preview), bot (a simulated participant); "
+    "exports hold real participants only unless made with --all-origins (or ?origins=all)"
+)
 TRIAL_CONTEXT = (
     Recorded("study_id", "string", "the study's id"),
     Recorded("study_hash", "string", "SHA-256 of the exact study file the participant took (see study.yaml)"),
     Recorded("participant", "string", "pseudonym of the participant (keyed hash; see the note on ids)"),
     Recorded("condition", "string", "the participant's condition", "the study's condition ids"),
+    Recorded("origin", "string", ORIGIN_MEANING, ", ".join(ORIGINS)),
 )
 FLAGS = (
     Recorded("excluded", "boolean", "any exclusion rule of the study applies to this participant", "true, false"),
@@ -48,6 +53,7 @@ PARTICIPANT = (
         "started, active, completed, screened_out, declined",
         sql=Participant.status,
     ),
+    Recorded("origin", "string", ORIGIN_MEANING, ", ".join(ORIGINS), sql=Participant.origin),
     Recorded("item_set", "integer", "which of the blocks' item sets they saw (Latin square)", sql=Participant.item_set),
     Recorded(
         "manifest_sha256",
@@ -55,6 +61,22 @@ PARTICIPANT = (
         "SHA-256 of the asset run's manifest they were shown (snapshot.json holds the manifest); empty if not recorded",
         sql=Participant.manifest_hash,
     ),
+    Recorded(
+        "device_class",
+        "string",
+        "the device they consented on (pointer and screen; the user agent without JavaScript)",
+        "desktop, tablet, phone, or empty",
+        sql=Participant.device_class,
+    ),
+    Recorded(
+        "viewport_w",
+        "integer",
+        "browser window width at consent (CSS px; empty without JavaScript)",
+        sql=Participant.viewport_w,
+    ),
+    Recorded("viewport_h", "integer", "browser window height at consent (CSS px)", sql=Participant.viewport_h),
+    Recorded("screen_w", "integer", "screen width at consent (CSS px)", sql=Participant.screen_w),
+    Recorded("screen_h", "integer", "screen height at consent (CSS px)", sql=Participant.screen_h),
     Recorded("started_at", "datetime", "when they arrived (UTC)", sql=Participant.created_at),
     Recorded("assigned_at", "datetime", "when they were assigned a condition (UTC)", sql=Participant.assigned_at),
     Recorded("completed_at", "datetime", "when they finished (UTC)", sql=Participant.completed_at),

@@ -26,7 +26,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.analysis.rules import answers, attention_failures, flags_for, pseudonym, trial_fields
 from app.export.columns import FLAGS, PROLIFIC_IDS, codebook, codebook_markdown, participant_columns, trial_columns
-from app.models import Participant, Response, StudySnapshot, aware, utcnow
+from app.models import REAL, Participant, Response, StudySnapshot, aware, utcnow
 from app.services.monitor import state_of
 from app.steps.registry import trial_row_types
 from app.studies.loader import LoadedStudy
@@ -38,7 +38,6 @@ BOOL = {True: "true", False: "false", None: ""}
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 1 << 16  # characters of CSV per yielded chunk
 FLAG_NAMES = tuple(c.name for c in FLAGS)
-ENDED_EARLY = ("screened_out", "declined")
 
 
 def _iso(v: Any) -> str:
@@ -81,7 +80,14 @@ class _Csv:
 # participant -> (trials, correct, median response time, median server-side response time)
 Totals = dict[int, tuple[int, int, float | None, float | None]]
 # the head of each row of _trial_groups, before the trial fields
-_HEAD = (Participant.external_pid, Participant.status, Response.participant_id, Response.study_hash, Response.condition)
+_HEAD = (
+    Participant.external_pid,
+    Participant.status,
+    Response.participant_id,
+    Response.study_hash,
+    Response.condition,
+    Participant.origin,
+)
 
 
 def _totals(
@@ -116,7 +122,7 @@ class _Trials:
         return out
 
     def groups(
-        self, session: Session, include_pilots: bool, batch: int = 5000
+        self, session: Session, all_origins: bool, batch: int = 5000
     ) -> Iterator[tuple[tuple[Any, ...], list[Any]]]:
         """Each participant's rows in turn, with (participant id, external id, status); plain tuples
         from Core, not ORM objects: a million rows of these."""
@@ -130,8 +136,8 @@ class _Trials:
             )
             .order_by(Response.participant_id, Response.page)
         )
-        if not include_pilots:
-            q = q.where(Participant.is_pilot.is_(False))
+        if not all_origins:
+            q = q.where(Participant.origin == REAL)
         result = session.connection().execution_options(stream_results=True, yield_per=batch).execute(q)
         current: int | None = None
         rows: list[Any] = []
@@ -154,7 +160,7 @@ class _Trials:
 
 
 def stream_trials(
-    session: Session, study: LoadedStudy, secret: str, include_pilots: bool = False, totals: Totals | None = None
+    session: Session, study: LoadedStudy, secret: str, all_origins: bool = False, totals: Totals | None = None
 ) -> Iterator[str]:
     """trials.csv in chunks; `totals`, if given, is filled for participants.csv on the way."""
     trials = _Trials(study)
@@ -162,7 +168,7 @@ def stream_trials(
     out = _Csv()
     out.row([c.name for c in trial_columns(study)])
     sid = study.id
-    for (pid, external, status), rows in trials.groups(session, include_pilots):
+    for (pid, external, status), rows in trials.groups(session, all_origins):
         name = pseudonym(secret, sid, external, pid)
         mine, rts, srts = _totals(rows, trials.correct, trials.rt, trials.srt)
         flags = flags_for(study, status, rts, pid in failed, srts)
@@ -170,17 +176,17 @@ def stream_trials(
             totals[pid] = mine
         tail = [BOOL[flags[f]] for f in FLAG_NAMES]
         for row in rows:
-            out.row((sid, row[3], name, row[4], *trials.cells(row), *tail))
+            out.row((sid, row[3], name, row[4], row[5], *trials.cells(row), *tail))
         if (chunk := out.take()) is not None:
             yield chunk
     yield out.take(force=True) or ""
 
 
-def trial_totals(session: Session, study: LoadedStudy, include_pilots: bool = False) -> Totals:
+def trial_totals(session: Session, study: LoadedStudy, all_origins: bool = False) -> Totals:
     trials = _Trials(study)
     return {
         pid: _totals(rows, trials.correct, trials.rt, trials.srt)[0]
-        for (pid, _, _), rows in trials.groups(session, include_pilots)
+        for (pid, _, _), rows in trials.groups(session, all_origins)
     }
 
 
@@ -189,14 +195,14 @@ def stream_participants(
     study: LoadedStudy,
     secret: str,
     raw_ids: bool = False,
-    include_pilots: bool = False,
+    all_origins: bool = False,
     totals: Totals | None = None,
 ) -> Iterator[str]:
     """participants.csv in chunks (`totals` from a trials export saves a second pass over the trials)."""
     extra = answers(session, study)
     failed = attention_failures(extra)
     if totals is None:
-        totals = trial_totals(session, study, include_pilots)
+        totals = trial_totals(session, study, all_origins)
     cols = participant_columns(study, raw_ids)
     read = [c for c in cols if c.sql is not None]
     at_status = [c.name for c in read].index("status")
@@ -207,8 +213,8 @@ def stream_participants(
         .where(Participant.study_id == study.id)
         .order_by(Participant.id)
     )
-    if not include_pilots:
-        q = q.where(Participant.is_pilot.is_(False))
+    if not all_origins:
+        q = q.where(Participant.origin == REAL)
     rows = session.connection().execution_options(stream_results=True, yield_per=5000).execute(q)
     for row in rows:
         pid, external = row[0], row[1]
@@ -243,20 +249,24 @@ def given_code(study: LoadedStudy, status: str) -> str | None:
     codes = study.spec.prolific
     if codes is None:
         return None
-    return codes.completion_code if status == "completed" else codes.screen_out_code if status in ENDED_EARLY else None
+    return {
+        "completed": codes.completion_code,
+        "screened_out": codes.screen_out_code,
+        "declined": codes.no_consent_code,
+    }.get(status)
 
 
 def stream_prolific_ids(
     session: Session, study: LoadedStudy, secret: str, now: dt.datetime | None = None
 ) -> Iterator[str]:
-    """prolific-ids.csv: every participant who came with a Prolific id (never pilots)."""
+    """prolific-ids.csv: every real participant who came with a Prolific id (never pilots or bots)."""
     now = now or utcnow()
     timeout = dt.timedelta(minutes=study.spec.assignment.timeout_minutes)
     out = _Csv()
     out.row([c.name for c in PROLIFIC_IDS])
     q = (
         select(Participant)
-        .where(Participant.study_id == study.id, Participant.is_pilot.is_(False), Participant.external_pid.is_not(None))
+        .where(Participant.study_id == study.id, Participant.origin == REAL, Participant.external_pid.is_not(None))
         .order_by(Participant.id)
         .execution_options(yield_per=1000)
     )
@@ -286,7 +296,7 @@ class Export:
     study: LoadedStudy
     secret: str
     raw_ids: bool = False
-    include_pilots: bool = False
+    all_origins: bool = False
     totals: Totals | None = None  # filled by trials.csv when a whole export runs, for participants.csv
 
 
@@ -308,15 +318,15 @@ def _study_file(x: Export) -> Iterator[str]:
     yield x.study.source
 
 
-def snapshot(session: Session, study: LoadedStudy, include_pilots: bool = False) -> dict[str, Any]:
+def snapshot(session: Session, study: LoadedStudy, all_origins: bool = False) -> dict[str, Any]:
     """What participants were shown, in one document: the study file's identity and the asset run's
     whole manifest (every image, prediction, explanation file and its parameters), with the hashes
     of the model, the data and the manifest itself; and how many participants saw which manifest
     (each participant's is in participants.csv), so a run rebuilt mid-study shows up."""
     m = study.manifest
     q = select(Participant.manifest_hash, func.count()).where(Participant.study_id == study.id)
-    if not include_pilots:
-        q = q.where(Participant.is_pilot.is_(False))
+    if not all_origins:
+        q = q.where(Participant.origin == REAL)
     seen = {h or "not recorded": int(n) for h, n in session.execute(q.group_by(Participant.manifest_hash))}
     return {
         "study": {
@@ -342,7 +352,7 @@ def snapshot(session: Session, study: LoadedStudy, include_pilots: bool = False)
 
 
 def _snapshot(x: Export) -> Iterator[str]:
-    yield json.dumps(snapshot(x.session, x.study, x.include_pilots), indent=1)
+    yield json.dumps(snapshot(x.session, x.study, x.all_origins), indent=1)
 
 
 def _classes(x: Export) -> Iterator[str]:
@@ -357,11 +367,11 @@ def _classes(x: Export) -> Iterator[str]:
 # Every export file, in the order `fieldmark export` writes them (trials.csv before participants.csv).
 FILES: dict[str, ExportFile] = {
     "trials.csv": ExportFile(
-        "text/csv", lambda x: stream_trials(x.session, x.study, x.secret, x.include_pilots, x.totals)
+        "text/csv", lambda x: stream_trials(x.session, x.study, x.secret, x.all_origins, x.totals)
     ),
     "participants.csv": ExportFile(
         "text/csv",
-        lambda x: stream_participants(x.session, x.study, x.secret, x.raw_ids, x.include_pilots, x.totals),
+        lambda x: stream_participants(x.session, x.study, x.secret, x.raw_ids, x.all_origins, x.totals),
     ),
     "classes.csv": ExportFile("text/csv", _classes),
     "codebook.json": ExportFile("application/json", _codebook_json),
@@ -372,11 +382,11 @@ FILES: dict[str, ExportFile] = {
 
 
 def export(
-    session: Session, study: LoadedStudy, out: Path, secret: str, raw_ids: bool = False, include_pilots: bool = False
+    session: Session, study: LoadedStudy, out: Path, secret: str, raw_ids: bool = False, all_origins: bool = False
 ) -> list[Path]:
     """Write every export file into `out` (each atomically), and every earlier version of the study file."""
     out.mkdir(parents=True, exist_ok=True)
-    x = Export(session, study, secret, raw_ids, include_pilots, totals={})
+    x = Export(session, study, secret, raw_ids, all_origins, totals={})
     written = [atomic_write(out / name, f.chunks(x)) for name, f in FILES.items()]
     older = session.scalars(
         select(StudySnapshot).where(

@@ -1,4 +1,5 @@
-"""Asset files under opaque names: /asset/{token}. A name never says what the file shows."""
+"""Asset files under opaque names: /asset/{token}. A name never says what the file shows, and
+changes when the file does (app/studies/loader.py), so a browser keeps each one for a year."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from starlette.responses import Response
 from app.web import StudiesDep
 
 router = APIRouter()
+CACHE = "private, max-age=31536000, immutable"
 TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
 
 
@@ -20,11 +22,11 @@ def asset(token: str, studies: StudiesDep) -> Response:
             media = TYPES.get(path.suffix.lower())
             if media is None or not path.is_file():
                 break
-            # private: the participant's browser may cache it, shared caches may not
+            # private: the participant's browser may keep it, shared caches may not
             return FileResponse(
                 path,
                 media_type=media,
-                headers={"Cache-Control": "private, max-age=86400"},
+                headers={"Cache-Control": CACHE},
                 content_disposition_type="inline",
                 filename="asset" + path.suffix,
             )

@@ -1,14 +1,16 @@
 """Participant pages. Every page is a plain form (works without JavaScript); htmx only smooths it.
 
-GET /s/{study} enters (Prolific ids captured), GET /p/{code} shows the page the server says the
-participant is on, POST /p/{code} answers it and redirects (303) back. Pages never contain the
-answer key: the true class and the model's correctness stay on the server until feedback.
+GET /s/{study} enters (Prolific ids captured; nothing is stored before consent: see
+app/services/entry.py), GET /p/{code} shows the page the server says the participant is on,
+POST /p/{code} answers it and redirects (303) back; the consent answer creates the participation.
+Pages never contain the answer key: the true class and the model's correctness stay on the server until feedback.
 What a page shows is its step type's (app/steps/); these handlers only route.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -17,9 +19,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from app.errors import Forbidden, Invalid, NotTaking, Refused
-from app.models import Participant
+from app.errors import Conflict, Forbidden, Invalid, NotTaking, Refused
+from app.models import REAL, Participant
+from app.services import entry, recruitment
 from app.services import participation as svc
+from app.services.entry import Joining, JoinNotes, bot_key
 from app.settings import Settings
 from app.steps import step_type
 from app.studies.loader import LoadedStudy
@@ -27,7 +31,8 @@ from app.studies.pages import Page, page_count
 from app.web import SessionDep, SettingsDep, StudiesDep, UnitOfWork, page_token, render, study_by_id
 
 router = APIRouter(route_class=UnitOfWork)
-COOKIE = "fm-p-"
+COOKIE = "fm-p-"  # + study id: the participant's code, so that the study link brings them back
+JOIN = "fm-join-"  # + code: a signed note of someone on the consent page (app/services/entry.py)
 
 StudyDep = Annotated[
     LoadedStudy,
@@ -64,18 +69,43 @@ async def posted(request: Request) -> Posted:
 class Visit:
     participant: Participant
     study: LoadedStudy
+    joining: Joining | None = None  # not consented yet: `participant` is a stand-in, never stored
 
 
-def visiting(code: str, session: SessionDep, studies: StudiesDep) -> Visit:
+def _pending(request: Request, settings: Settings, studies: dict[str, LoadedStudy], code: str) -> Visit | None:
+    """The consent page of someone who opened the study link with this code in it (their join cookie)."""
+    j = JoinNotes(settings.secret_key).load(request.cookies.get(JOIN + code))
+    if j is None or j.code != code or j.study_id not in studies:
+        return None
+    study = studies[j.study_id]
+    # A stand-in, never added to the session: the consent page needs a participant to draw.
+    stand_in = Participant(
+        code=j.code, study_id=study.id, study_hash=study.content_hash, seed=0, status="started", cursor=0
+    )
+    stand_in.origin, stand_in.external_pid = j.origin, j.pid
+    return Visit(stand_in, study, j)
+
+
+def visiting(code: str, request: Request, session: SessionDep, studies: StudiesDep, settings: SettingsDep) -> Visit:
+    if svc.participant_by_code(session, code) is None and (pending := _pending(request, settings, studies, code)):
+        return pending
     return Visit(*svc.visit(session, studies, code))
 
 
 def answering(
-    code: str, session: SessionDep, studies: StudiesDep, settings: SettingsDep, sent: Annotated[Posted, Depends(posted)]
+    code: str,
+    request: Request,
+    session: SessionDep,
+    studies: StudiesDep,
+    settings: SettingsDep,
+    sent: Annotated[Posted, Depends(posted)],
 ) -> Visit:
     """The participant whose form this is, locked for this transaction, with the form's token checked."""
     svc.lock(session, code)  # before reading them: a simultaneous submission waits here
-    visit = Visit(*svc.visit(session, studies, code))
+    pending = None
+    if svc.participant_by_code(session, code) is None:
+        pending = _pending(request, settings, studies, code)
+    visit = pending or Visit(*svc.visit(session, studies, code))
     if sent.form.get("token") != page_token(settings.secret_key, code):
         raise Forbidden(
             "This form did not come from your study page. Go back to your study link and continue there.",
@@ -91,50 +121,100 @@ PostedDep = Annotated[Posted, Depends(posted)]
 
 @router.get("/s/{study_id}")
 def enter(request: Request, study: StudyDep, session: SessionDep, settings: SettingsDep) -> Response:
-    q = request.query_params
-    try:
-        p, is_new = svc.enter(
-            session,
-            study,
-            q.get("PROLIFIC_PID"),
-            q.get("STUDY_ID"),
-            q.get("SESSION_ID"),
-            request.cookies.get(COOKIE + study.id),
-        )
-    except NotTaking as no:  # paused, closed or full: a polite page, and Prolific's return code
-        prolific = study.spec.prolific
-        code = prolific.return_code if prolific and q.get("PROLIFIC_PID") else None
-        url = f"{settings.prolific_url}?{urlencode({'cc': code})}" if code else None
+    """The study link: the consent page for a newcomer (nothing stored yet), the participation for
+    someone who proves it is theirs, the "already taken part" page for a second attempt."""
+    q, cookies = request.query_params, request.cookies
+    bot = q.get("FM_BOT")
+    origin = "bot" if bot and hmac.compare_digest(bot, bot_key(settings.secret_key, study.id)) else REAL
+    notes = JoinNotes(settings.secret_key)
+    open_notes = [j for name, v in cookies.items() if name.startswith(JOIN) and (j := notes.load(v)) is not None]
+    e = entry.enter(
+        session,
+        study,
+        q.get("PROLIFIC_PID"),
+        q.get("STUDY_ID"),
+        q.get("SESSION_ID"),
+        cookies.get(COOKIE + study.id),
+        open_notes,
+        origin,
+    )
+    if e.kind == "already":
+        assert e.participant is not None
         return render(
             request,
-            "closed.html",
-            status=503,
+            "already.html",
+            status=409,
             study=study.spec,
-            title=no.title,
-            message=str(no),
-            prolific_code=code,
-            prolific_url=url,
+            participant=e.participant,
+            prolific_url=_ending_url(study, e.participant, settings),
         )
-    if not is_new and p.status not in ("started", "active"):
-        return render(request, "already.html", status=409, study=study.spec, participant=p)
-    svc.touch(study, p)
-    response = RedirectResponse(f"/p/{p.code}", status_code=303)
-    response.set_cookie(
-        COOKIE + study.id, p.code, max_age=30 * 24 * 3600, httponly=True, samesite="lax", secure=settings.secure_cookies
-    )
+    if e.kind == "elsewhere":
+        return render(request, "elsewhere.html", status=409, study=study.spec)
+    if e.kind == "resume":
+        assert e.participant is not None
+        svc.touch(study, e.participant)
+        response = RedirectResponse(f"/p/{e.participant.code}", status_code=303)
+        _keep(response, COOKIE + study.id, e.participant.code, settings)
+        return response
+    assert e.joining is not None
+    if e.joining.origin == REAL:  # pilots and bots are tests: a paused or full study still takes them
+        try:
+            recruitment.admit(session, study, lock=False)  # nothing is stored yet: no lock to take
+        except NotTaking as no:
+            return _turned_away(request, study, no, e.joining.pid, settings)
+    response = RedirectResponse(f"/p/{e.joining.code}", status_code=303)
+    _keep(response, JOIN + e.joining.code, notes.dump(e.joining), settings, max_age=24 * 3600)
     return response
+
+
+def _turned_away(request: Request, study: LoadedStudy, no: NotTaking, pid: str | None, settings: Settings) -> Response:
+    """The polite page of a study that is paused, closed or full, with Prolific's return code."""
+    prolific = study.spec.prolific
+    code = prolific.return_code if prolific and pid else None
+    url = f"{settings.prolific_url}?{urlencode({'cc': code})}" if code else None
+    return render(
+        request,
+        "closed.html",
+        status=503,
+        study=study.spec,
+        title=no.title,
+        message=str(no),
+        prolific_code=code,
+        prolific_url=url,
+    )
+
+
+def _keep(response: Response, name: str, value: str, settings: Settings, max_age: int = 30 * 24 * 3600) -> None:
+    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="lax", secure=settings.secure_cookies)
+
+
+def _ending_url(study: LoadedStudy, p: Participant, settings: Settings) -> str | None:
+    """Where a participation that ended early sends a Prolific participant back: declining has
+    its own code (Prolific's "no consent"), screening out the screen-out code; never the other's."""
+    prolific = study.spec.prolific
+    if prolific is None or not p.external_pid:
+        return None
+    code = {"declined": prolific.no_consent_code, "screened_out": prolific.screen_out_code}.get(p.status)
+    return f"{settings.prolific_url}?{urlencode({'cc': code})}" if code else None
 
 
 @router.get("/p/{code}")
 def show(request: Request, visit: VisitDep, session: SessionDep, settings: SettingsDep) -> Response:
     p, study = visit.participant, visit.study
-    svc.touch(study, p)
+    if visit.joining is None:
+        svc.touch(study, p)
     if p.status in ("screened_out", "declined"):
-        code = study.spec.prolific.screen_out_code if study.spec.prolific and p.external_pid else None
-        url = f"{settings.prolific_url}?{urlencode({'cc': code})}" if code else None
-        return render(request, "ended.html", study=study.spec, participant=p, prolific_url=url)
+        return render(
+            request,
+            "ended.html",
+            study=study.spec,
+            participant=p,
+            prolific_url=_ending_url(study, p, settings),
+            prolific=bool(study.spec.prolific and p.external_pid),
+        )
     page = svc.current(study, p)
-    svc.served(p, page)
+    if visit.joining is None:  # a stand-in before consent is never stored
+        svc.served(p, page)
     return _page(request, session, settings, visit, page)
 
 
@@ -147,13 +227,37 @@ def answer(
         page_index = int(sent.form.get("page", ""))
     except ValueError:
         raise Refused("The form did not say which page it answers.", title="Missing page") from None
+    joined = None
+    if visit.joining is not None:  # the consent page's answer: the participation begins here
+        if page_index != 0:
+            raise Conflict("this page is not open yet: answer the consent page first", title="Not started")
+        device = entry.device_of(sent.form, request.headers.get("user-agent", ""))
+        reason = entry.unsuitable(study.spec.device, device) if sent.form.get("choice") == "agree" else None
+        if reason is not None:  # nothing stored: they can come back on a suitable device
+            return render(request, "device.html", status=403, study=study.spec, reason=reason)
+        agreed = sent.form.get("choice") == "agree"
+        if agreed and visit.joining.origin == REAL and svc.participant_by_code(session, visit.joining.code) is None:
+            try:  # the place is taken now, under the study's lock: the study may have filled meanwhile
+                recruitment.admit(session, study)
+            except NotTaking as no:
+                return _turned_away(request, study, no, visit.joining.pid, settings)
+        p = joined = entry.join(session, study, visit.joining)
+        if p.cursor == 0 and p.status in ("started", "active"):
+            entry.record_device(p, device)
+        svc.lock(session, p.code)
+        visit = Visit(p, study)
     try:
         outcome = svc.submit(session, study, p, page_index, sent.form, sent.multi)
-    except Invalid as invalid:  # nothing changed: the same page again, with what to fix
-        return _page(request, session, settings, visit, svc.current(study, p), invalid.errors, 422)
+    except Invalid as invalid:  # nothing changed: the same page again, with what to fix and what was typed
+        return _page(request, session, settings, visit, svc.current(study, p), invalid.errors, 422, sent)
     if outcome.feedback_page is not None:
-        return RedirectResponse(f"/p/{p.code}/feedback/{outcome.feedback_page}", status_code=303)
-    return RedirectResponse(f"/p/{p.code}", status_code=303)
+        response = RedirectResponse(f"/p/{p.code}/feedback/{outcome.feedback_page}", status_code=303)
+    else:
+        response = RedirectResponse(f"/p/{p.code}", status_code=303)
+    if joined is not None:
+        _keep(response, COOKIE + study.id, p.code, settings)
+        response.delete_cookie(JOIN + p.code)
+    return response
 
 
 @router.get("/p/{code}/feedback/{page_index}")
@@ -164,6 +268,22 @@ def feedback(request: Request, visit: VisitDep, page_index: int, session: Sessio
         return RedirectResponse(f"/p/{p.code}", status_code=303)
     return render(
         request, "feedback.html", study=study.spec, participant=p, progress=_progress(study, p), code=p.code, **shown
+    )
+
+
+@router.get("/p/{code}/guides")
+def guides(request: Request, visit: VisitDep) -> Response:
+    """The study's species reference, opened from a trial (in its own tab: the trial stays put)."""
+    study = visit.study
+    assert study.assets is not None
+    images = [study.assets.url(g) for g in study.spec.guides]
+    return render(
+        request,
+        "guides.html",
+        study=study.spec,
+        participant=visit.participant,
+        code=visit.participant.code,
+        images=images,
     )
 
 
@@ -179,8 +299,10 @@ def event(visit: VisitDep, sent: PostedDep, session: SessionDep, settings: Setti
 
 
 def _progress(study: LoadedStudy, p: Participant) -> dict[str, int]:
+    """Pages done of all; a completed participant (on the last page, the thank-you) has done them all."""
     total = page_count(study)
-    return {"done": min(p.cursor, total), "total": total, "percent": round(100 * min(p.cursor, total) / max(1, total))}
+    done = total if p.status == "completed" else min(p.cursor, total)
+    return {"done": done, "total": total, "percent": round(100 * done / max(1, total))}
 
 
 def _page(
@@ -191,8 +313,11 @@ def _page(
     page: Page,
     errors: dict[str, str] | None = None,
     status: int = 200,
+    sent: Posted | None = None,
 ) -> Response:
-    """Every page's common context, and what the page's step type shows."""
+    """Every page's common context, and what the page's step type shows. A page shown again
+    after a validation error keeps what the participant had entered (`values`: each field's
+    value; `chosen`: every checked value of each field)."""
     p, study = visit.participant, visit.study
     kind = step_type(page.step)
     context: dict[str, Any] = {
@@ -201,6 +326,8 @@ def _page(
         "page": page,
         "step": page.step,
         "errors": errors or {},
+        "values": sent.form if sent else {},
+        "chosen": {k: sent.multi.get(k, [v]) for k, v in sent.form.items()} if sent else {},
         "token": page_token(settings.secret_key, p.code),
         "progress": _progress(study, p),
         "code": p.code,

@@ -9,11 +9,13 @@ monitor refreshes itself with htmx polling.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -23,10 +25,11 @@ from app.analysis.inference import METHOD
 from app.errors import Forbidden, NotFound, Refused, Unavailable
 from app.export import files as X
 from app.models import Researcher, utcnow
-from app.services import accounts, audit, recruitment
+from app.services import accounts, audit, cleanup, recruitment
 from app.services import participation as svc
 from app.services.monitor import STATES, accuracy_so_far, monitor, participant_detail, people, state_of
 from app.services.review import review
+from app.settings import Settings
 from app.studies.loader import LoadedStudy
 from app.web import ReportsDep, SessionDep, SessionsDep, SettingsDep, StudiesDep, UnitOfWork, render, study_by_id
 
@@ -71,13 +74,26 @@ CsrfDep = Annotated[Me, Depends(csrf_checked)]
 StudyDep = Annotated[LoadedStudy, Depends(study_by_id("No such study", "There is no study with this id."))]
 
 
-def _page(request: Request, name: str, me: Me, **context: Any) -> Response:
-    return render(request, name, me=me.researcher, csrf=me.csrf, **context)
+def _page(request: Request, name: str, me: Me, status: int = 200, **context: Any) -> Response:
+    return render(request, name, status, me=me.researcher, csrf=me.csrf, **context)
+
+
+LOGIN_CSRF = "fm-login-csrf"
+
+
+def _login_page(request: Request, settings: Settings, status: int = 200, error: str | None = None) -> Response:
+    """The login form with a fresh CSRF token, also set as a cookie (a forged cross-site post has neither)."""
+    token = secrets.token_urlsafe(24)
+    response = render(request, "r_login.html", status, error=error, csrf=token)
+    response.set_cookie(
+        LOGIN_CSRF, token, max_age=3600, httponly=True, samesite="strict", secure=settings.secure_cookies, path="/r"
+    )
+    return response
 
 
 @router.get("/login")
-def login_form(request: Request) -> Response:
-    return render(request, "r_login.html", error=None)
+def login_form(request: Request, settings: SettingsDep) -> Response:
+    return _login_page(request, settings)
 
 
 @router.post("/login")
@@ -87,16 +103,21 @@ def login(
     settings: SettingsDep,
     email: Annotated[str, Form(max_length=254)] = "",
     password: Annotated[str, Form(max_length=200)] = "",
+    csrf: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
+    expected = request.cookies.get(LOGIN_CSRF, "")
+    if not csrf or not expected or not hmac.compare_digest(csrf, expected):
+        return _login_page(request, settings, 403, "This form has expired. Please log in again.")
+    # The client's address as uvicorn reports it: X-Forwarded-For counts only from the proxies
+    # FIELDMARK_TRUSTED_PROXIES names (`fieldmark serve` passes them to uvicorn), never by default.
     ip = request.client.host if request.client else "?"
-    keys = [f"email:{email.strip().lower()}", f"ip:{ip}"]
+    devices = accounts.Devices(settings.secret_key)
+    keys = accounts.login_keys(email, ip, devices.read(request.cookies.get(devices.COOKIE), email))
     if accounts.rate_limited(session, keys, settings.login_attempts_per_minute):
-        return render(
-            request, "r_login.html", status=429, error="Too many attempts. Wait a minute before trying again."
-        )
-    r = accounts.authenticate(session, email, password, ip)
+        return _login_page(request, settings, 429, "Too many attempts. Wait a minute before trying again.")
+    r = accounts.authenticate(session, email, password, keys)
     if r is None:  # the failed attempt is kept (the handler returns: its transaction commits)
-        return render(request, "r_login.html", status=401, error="That e-mail and password do not match.")
+        return _login_page(request, settings, 401, "That e-mail and password do not match.")
     resp = RedirectResponse("/r/", status_code=303)
     resp.set_cookie(
         accounts.COOKIE,
@@ -107,6 +128,16 @@ def login(
         secure=settings.secure_cookies,
         path="/",
     )
+    resp.set_cookie(
+        devices.COOKIE,
+        devices.issue(r.email),
+        max_age=devices.MAX_AGE,
+        httponly=True,
+        samesite="strict",
+        secure=settings.secure_cookies,
+        path="/r",
+    )
+    resp.delete_cookie(LOGIN_CSRF, path="/r")
     return resp
 
 
@@ -279,7 +310,11 @@ def accuracy_fragment(
 
 @router.get("/studies/{study_id}/participants/{participant_id}")
 def participant_page(
-    request: Request, me: ResearcherDep, study: StudyDep, participant_id: int, session: SessionDep
+    request: Request,
+    me: ResearcherDep,
+    study: StudyDep,
+    participant_id: Annotated[int, Path(ge=1, le=2**31 - 1)],  # the databases' integer range
+    session: SessionDep,
 ) -> Response:
     p, answers = participant_detail(session, study, participant_id)
     timeout = dt.timedelta(minutes=study.spec.assignment.timeout_minutes)
@@ -330,12 +365,63 @@ def analysis_csv(me: ResearcherDep, study: StudyDep, name: str, reports: Reports
 
 @router.get("/studies/{study_id}/export/{name}")
 def download(
-    me: ResearcherDep, study: StudyDep, name: str, session: SessionDep, settings: SettingsDep, sessions: SessionsDep
+    me: ResearcherDep,
+    study: StudyDep,
+    name: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    sessions: SessionsDep,
+    origins: Annotated[Literal["real", "all"], Query()] = "real",
 ) -> Response:
+    """One export file: real participants only, unless ?origins=all (then the file name says so,
+    and every row has its origin)."""
     file = X.FILES.get(name)
     if file is None:
         raise NotFound("There is no export file of this name.", title="No such file")
-    audit.record(session, me.researcher, "export_downloaded", study.id, file=name)
-    return _stream(
-        sessions, f"{study.id}-{name}", file.media_type, lambda s: file.chunks(X.Export(s, study, settings.secret_key))
+    every = origins == "all"
+    filename = f"{study.id}-all-origins-{name}" if every else f"{study.id}-{name}"
+    audit.record(
+        session, me.researcher, "export_downloaded", study.id, file=name, **({"origins": "all"} if every else {})
     )
+    return _stream(
+        sessions,
+        filename,
+        file.media_type,
+        lambda s: file.chunks(X.Export(s, study, settings.secret_key, all_origins=every)),
+    )
+
+
+Deletion = Literal["non-real", "all"]
+
+
+@router.get("/studies/{study_id}/delete")
+def delete_form(
+    request: Request, me: ResearcherDep, study: StudyDep, session: SessionDep, what: Deletion = "non-real"
+) -> Response:
+    """The confirmation step: what would be deleted, and the study id to type."""
+    return _page(request, "r_delete.html", me, study=study.spec, what=what, n=cleanup.counts(session, study.id, what))
+
+
+@router.post("/studies/{study_id}/delete")
+def delete_data(
+    request: Request,
+    me: CsrfDep,
+    study: StudyDep,
+    session: SessionDep,
+    what: Annotated[Deletion, Form()],
+    confirm: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    if confirm.strip() != study.id:
+        n = cleanup.counts(session, study.id, what)
+        return _page(
+            request,
+            "r_delete.html",
+            me,
+            status=400,
+            study=study.spec,
+            what=what,
+            n=n,
+            error="The study id did not match: nothing was deleted.",
+        )
+    cleanup.delete_data(session, study.id, what, me.researcher)
+    return RedirectResponse(f"/r/studies/{study.id}", status_code=303)

@@ -43,19 +43,33 @@ def add_researcher(session: Session, email: str, password: str | None) -> tuple[
     return r, password
 
 
+def login_keys(email: str, ip: str, device: str | None) -> list[str]:
+    """What a login attempt is counted against: the client's address, and the account, or, from a
+    browser this account has logged in from before (its device cookie), that browser instead.
+
+    So a stranger's failures lock the account for browsers it has never been used from, never for
+    the owner's own: nobody can lock the owner out (OWASP's "device cookies")."""
+    return [f"ip:{ip}", f"device:{device}" if device else f"email:{email.strip().lower()}"]
+
+
 def rate_limited(session: Session, keys: list[str], per_minute: int, now: dt.datetime | None = None) -> bool:
+    """Whether any one key has `per_minute` failures in the last minute (each failure counts once)."""
     now = now or utcnow()
     since = now - dt.timedelta(minutes=1)
     session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - dt.timedelta(days=1)))
-    n = session.scalar(
+    most = session.scalar(
         select(func.count())
         .select_from(LoginAttempt)
         .where(LoginAttempt.key.in_(keys), LoginAttempt.at >= since, LoginAttempt.success.is_(False))
+        .group_by(LoginAttempt.key)
+        .order_by(func.count().desc())
+        .limit(1)
     )
-    return (n or 0) >= per_minute
+    return (most or 0) >= per_minute
 
 
-def authenticate(session: Session, email: str, password: str, ip: str) -> Researcher | None:
+def authenticate(session: Session, email: str, password: str, keys: list[str]) -> Researcher | None:
+    """The researcher these credentials are, or None; the attempt is recorded once under each key."""
     email = email.strip().lower()
     r = session.scalar(select(Researcher).where(Researcher.email == email))
     ok = False
@@ -66,7 +80,7 @@ def authenticate(session: Session, email: str, password: str, ip: str) -> Resear
             ok = False
     else:
         HASHER.hash(password)  # same work for unknown e-mails: timing says nothing
-    for key in (f"email:{email}", f"ip:{ip}"):
+    for key in keys:
         session.add(LoginAttempt(key=key, success=ok))
     if ok and r is not None:
         r.last_login_at = utcnow()
@@ -102,6 +116,31 @@ class Sessions:
             return Login(int(data["id"]), int(data["epoch"]), str(data["csrf"]))
         except (KeyError, TypeError, ValueError):
             return None
+
+
+class Devices:
+    """Device cookies: a browser an account has logged in from, signed, for a year."""
+
+    COOKIE = "fm-device"
+    MAX_AGE = 365 * 24 * 3600
+
+    def __init__(self, secret: str) -> None:
+        self.signer = URLSafeTimedSerializer(secret, salt="fieldmark-device")
+
+    def issue(self, email: str) -> str:
+        return self.signer.dumps({"email": email.strip().lower(), "nonce": secrets.token_urlsafe(12)})
+
+    def read(self, cookie: str | None, email: str) -> str | None:
+        """The device's nonce, if the cookie is this account's."""
+        if not cookie:
+            return None
+        try:
+            data = self.signer.loads(cookie, max_age=self.MAX_AGE)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict) or data.get("email") != email.strip().lower():
+            return None
+        return str(data.get("nonce", "")) or None
 
 
 def current(session: Session, login: Login | None) -> Researcher | None:

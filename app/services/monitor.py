@@ -1,7 +1,7 @@
 """Live monitoring of a study: who is where, per condition, without tempting anyone to peek.
 
-Accuracy is computed only when asked for (the dashboard hides it behind a click). Pilot
-participants (researcher previews) are left out of every count.
+Accuracy is computed only when asked for (the dashboard hides it behind a click). Only real
+participants count: pilots (researcher previews) and bots are left out, and said how many.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.errors import NotFound, Refused
-from app.models import Event, Participant, Response, aware, utcnow
+from app.models import REAL, Event, Participant, Response, aware, utcnow
 from app.steps.registry import trial_row_types
 from app.studies.loader import LoadedStudy
 
@@ -38,13 +38,14 @@ class Monitor:
     asset_failures: int
     failures_by_what: list[tuple[str, int]] = field(default_factory=list)
     total: int = 0
+    not_counted: dict[str, int] = field(default_factory=dict)  # pilot and bot participations, by origin
 
 
 def monitor(session: Session, study: LoadedStudy, now: dt.datetime | None = None) -> Monitor:
     now = now or utcnow()
     timeout = dt.timedelta(minutes=study.spec.assignment.timeout_minutes)
     people = list(
-        session.scalars(select(Participant).where(Participant.study_id == study.id, Participant.is_pilot.is_(False)))
+        session.scalars(select(Participant).where(Participant.study_id == study.id, Participant.origin == REAL))
     )
     by_condition: dict[str, Counter[str]] = defaultdict(Counter)
     state = {}
@@ -54,7 +55,7 @@ def monitor(session: Session, study: LoadedStudy, now: dt.datetime | None = None
     rows = session.execute(
         select(Response.participant_id, Response.step_id, Response.received_at)
         .join(Participant, Participant.id == Response.participant_id)
-        .where(Response.study_id == study.id, Participant.is_pilot.is_(False))
+        .where(Response.study_id == study.id, Participant.origin == REAL)
         .order_by(Response.participant_id, Response.received_at)
     ).all()
     durations: dict[str, list[float]] = defaultdict(list)
@@ -79,7 +80,14 @@ def monitor(session: Session, study: LoadedStudy, now: dt.datetime | None = None
             select(Event.detail).where(Event.study_id == study.id, Event.kind == "asset_error")
         )
     )
+    others = session.execute(
+        select(Participant.origin, func.count())
+        .where(Participant.study_id == study.id, Participant.origin != REAL)
+        .group_by(Participant.origin)
+        .order_by(Participant.origin)
+    ).all()
     return Monitor(
+        not_counted={o: int(n) for o, n in others},
         by_condition=dict(by_condition),
         median_step_seconds={s: round(statistics.median(v), 1) for s in order if (v := durations.get(s))},
         dropout_by_step={s: dropout[s] for s in order if dropout[s]},
@@ -90,7 +98,7 @@ def monitor(session: Session, study: LoadedStudy, now: dt.datetime | None = None
 
 
 def accuracy_so_far(session: Session, study: LoadedStudy) -> dict[str, dict[str, Any]]:
-    """Share of correct trial answers per condition (non-pilot participants)."""
+    """Share of correct trial answers per condition (real participants only)."""
     rows = session.execute(
         select(Response.condition, func.count(), func.sum(case((Response.correct.is_(True), 1), else_=0)))
         .join(Participant, Participant.id == Response.participant_id)
@@ -98,7 +106,7 @@ def accuracy_so_far(session: Session, study: LoadedStudy) -> dict[str, dict[str,
             Response.study_id == study.id,
             Response.step_type.in_(trial_row_types()),
             Response.complete.is_(True),
-            Participant.is_pilot.is_(False),
+            Participant.origin == REAL,
         )
         .group_by(Response.condition)
     ).all()

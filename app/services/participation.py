@@ -9,7 +9,6 @@ is on; a repeated or stale submission changes nothing.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -20,71 +19,32 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, NotFound, Refused
 from app.models import Assignment, Event, Participant, Study, aware, utcnow
 from app.services import recruitment
+from app.services.entry import new_code
 from app.steps import step_type
 from app.steps.base import Answering, Showing, answered
 from app.studies.loader import LoadedStudy
 from app.studies.pages import Page, plan
 
-EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-
-def new_code() -> str:
-    return secrets.token_urlsafe(18)
-
-
-# -- entering ---------------------------------------------------------------------------------------
-def enter(
-    session: Session,
-    study: LoadedStudy,
-    pid: str | None,
-    ext_study: str | None,
-    ext_session: str | None,
-    cookie_code: str | None,
-    pilot: bool = False,
-) -> tuple[Participant, bool]:
-    """Find or create the participant; returns (participant, is_new). One participation per PID."""
-    for name, value in (("PROLIFIC_PID", pid), ("STUDY_ID", ext_study), ("SESSION_ID", ext_session)):
-        if value is not None and not EXTERNAL_ID.match(value):
-            raise Refused(
-                f"{name} is not a valid id (letters, digits, '-' and '_', at most 64)", title="This link is not valid"
-            )
-    if pid:
-        found = session.scalar(
-            select(Participant).where(Participant.study_id == study.id, Participant.external_pid == pid)
-        )
-        if found:
-            return found, False
-    elif cookie_code:
-        found = session.scalar(
-            select(Participant).where(Participant.code == cookie_code, Participant.study_id == study.id)
-        )
-        if found and found.status in ("started", "active"):
-            return found, False
-    if not pilot:  # a returning participant always gets back in; a newcomer only while there is room
-        recruitment.admit(session, study)
+# -- entering: app/services/entry.py (nothing is stored before consent) -------------------------------
+def preview(session: Session, study: LoadedStudy, condition: str, by: str) -> Participant:
+    """A researcher's pilot participation in a chosen condition: left out of every count."""
+    if condition not in {c.id for c in study.spec.conditions}:
+        raise NotFound(f"The study has no condition {condition!r}.", title="No such condition")
     p = Participant(
         code=new_code(),
         study_id=study.id,
         study_hash=study.content_hash,
         manifest_hash=study.manifest_hash or None,
         seed=secrets.randbits(31),
-        external_pid=pid,
-        external_study=ext_study,
-        external_session=ext_session,
-        is_pilot=pilot,
+        origin="pilot",
+        condition=condition,
+        item_set=0,
+        status="active",
+        end_reason=f"pilot by {by}",
     )
     session.add(p)
     session.flush()
-    return p, True
-
-
-def preview(session: Session, study: LoadedStudy, condition: str, by: str) -> Participant:
-    """A researcher's pilot participation in a chosen condition: left out of every count."""
-    if condition not in {c.id for c in study.spec.conditions}:
-        raise NotFound(f"The study has no condition {condition!r}.", title="No such condition")
-    p, _ = enter(session, study, None, None, None, None, pilot=True)
-    p.condition, p.item_set, p.status = condition, 0, "active"
-    p.end_reason = f"pilot by {by}"
     return p
 
 
@@ -132,7 +92,7 @@ def assign(session: Session, study: LoadedStudy, p: Participant, now: dt.datetim
         select(Participant.condition, Participant.status, Participant.last_seen_at).where(
             Participant.study_id == study.id,
             Participant.condition.is_not(None),
-            Participant.is_pilot.is_(False),
+            Participant.origin == p.origin,  # real people balanced among themselves, bots among bots
             Participant.id != p.id,
         )
     ).all()
@@ -154,7 +114,7 @@ def assign(session: Session, study: LoadedStudy, p: Participant, now: dt.datetim
     p.item_set = ever[chosen]  # rotates the item sets within each condition (Latin square)
     p.assigned_at = now
     p.status = "active"
-    if not p.is_pilot:
+    if p.is_real:
         session.add(
             Assignment(
                 participant_id=p.id,

@@ -3,11 +3,12 @@ participants and per-condition quotas.
 
 A participant counts towards a limit once they have completed, or while they are taking the
 study (seen within the study's assignment timeout): someone who leaves frees their place, as
-in assignment. Pilots never count. Limits are checked when a new participant arrives; anyone
-who has started may always finish, and assignment picks among the conditions still below their
-quota (participation.assign). The study file's `recruitment` section gives the limits until a
-researcher sets them on the dashboard; from then on the dashboard's values apply. Every change
-is in the audit log. No HTTP here; nothing commits.
+in assignment. Only real participants count (not pilots, not bots), and only they are turned
+away. Limits are checked when a new participant arrives (the study link, and again under a
+lock as they consent); anyone who has started may finish, and assignment picks among the
+conditions still below their quota (participation.assign). The study file's `recruitment`
+section gives the limits until a researcher sets them on the dashboard; from then on the
+dashboard's values apply. Every change is in the audit log. No HTTP here; nothing commits.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound, NotTaking, Refused
-from app.models import Participant, Researcher, Study, utcnow
+from app.models import REAL, Participant, Researcher, Study, utcnow
 from app.services import audit
 from app.studies.loader import LoadedStudy
 
@@ -96,7 +97,7 @@ def places(session: Session, study: LoadedStudy, now: dt.datetime | None = None)
         select(Participant.condition, func.count())
         .where(
             Participant.study_id == study.id,
-            Participant.is_pilot.is_(False),
+            Participant.origin == REAL,
             or_(
                 Participant.status == "completed",
                 Participant.status.in_(("started", "active")) & (Participant.last_seen_at >= cutoff),
@@ -113,18 +114,20 @@ def places(session: Session, study: LoadedStudy, now: dt.datetime | None = None)
     return out
 
 
-def admit(session: Session, study: LoadedStudy, now: dt.datetime | None = None) -> None:
+def admit(session: Session, study: LoadedStudy, now: dt.datetime | None = None, lock: bool = True) -> None:
     """Raise NotTaking unless a new participant may start now.
 
-    With limits, the study's lock row is taken first (as assignment does), so arrivals queue
-    behind each other and each sees the ones before it: a cap is not overshot by a crowd."""
+    With limits and `lock`, the study's lock row is taken first (as assignment does), so
+    arrivals queue behind each other and each sees the ones before it: a cap is not overshot by
+    a crowd. Without `lock` it only reads (the study link, before anything is stored)."""
     row = _row(session, study)
     if row.state != "open":
         raise NotTaking(row.state)
     lim = limits(row, study)
     if lim.cap is None and not lim.quotas:
         return
-    session.execute(update(Study).where(Study.id == study.id).values(assign_lock=Study.assign_lock + 1))
+    if lock:
+        session.execute(update(Study).where(Study.id == study.id).values(assign_lock=Study.assign_lock + 1))
     if places(session, study, now).full:
         raise NotTaking("full")
 

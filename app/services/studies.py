@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import StudyError
-from app.models import Participant, Study, StudySnapshot
+from app.models import REAL, Participant, Study, StudySnapshot
 from app.studies.loader import LoadedStudy
 
 
@@ -27,7 +27,7 @@ def sync(session: Session, studies: dict[str, LoadedStudy]) -> None:
                 .where(
                     Participant.study_id == s.id,
                     Participant.study_hash == row.content_hash,
-                    Participant.is_pilot.is_(False),
+                    Participant.origin == REAL,
                 )
             )
             if taken and s.spec.version <= row.version:

@@ -69,5 +69,7 @@ class CompletionStep(StepType[Completion]):
     def view(self, ctx: Showing) -> dict[str, Any]:
         prolific, p = ctx.study.spec.prolific, ctx.participant
         code = prolific.completion_code if prolific and p.external_pid else None
-        url = f"{ctx.prolific_url}?{urlencode({'cc': code})}" if code and p.status == "completed" else None
-        return {"prolific_url": url}
+        done = code is not None and p.status == "completed"
+        url = f"{ctx.prolific_url}?{urlencode({'cc': code})}" if done else None
+        # shown as well: if the redirect fails, the participant types it into Prolific
+        return {"prolific_url": url, "completion_code": code if done else None}

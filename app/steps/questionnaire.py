@@ -6,6 +6,7 @@ participants.csv; a new kind is one class here, added to `Question`.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -96,6 +97,8 @@ class Number(_Question):
             v = float(raw)
         except ValueError:
             raise Invalid({self.id: "Please enter a number."}) from None
+        if not math.isfinite(v):  # "inf", "nan", 1e400: no number anyone means
+            raise Invalid({self.id: "Please enter a number."})
         if (
             (self.integer and v != int(v))
             or (self.min is not None and v < self.min)

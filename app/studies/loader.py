@@ -99,8 +99,15 @@ class AssetIndex:
         self.by_path: dict[str, str] = {}
 
     def token(self, rel: str) -> str:
+        """The file's name in URLs. It covers the file's size and modification time, so a file
+        rebuilt in place gets a new name: browsers may keep a served file for good."""
         if rel not in self.by_path:
-            digest = hmac.new(self.secret, f"{self.run.name}/{rel}".encode(), hashlib.sha256).digest()
+            try:
+                st = (self.run / rel).stat()
+                stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            except OSError:
+                stamp = "missing"  # reported by the loader's check of every file a study needs
+            digest = hmac.new(self.secret, f"{self.run.name}/{rel}:{stamp}".encode(), hashlib.sha256).digest()
             token = base64.urlsafe_b64encode(digest[:18]).decode()
             self.by_path[rel] = token
             self.by_token[token] = self.run / rel
@@ -205,6 +212,11 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
             for ci in cc.concepts:
                 for g in ci.gallery:
                     index.token(g.overlay)
+    for img in spec.guides:
+        if not (run / img).is_file():
+            problems.append(f"{path}: guides: {img} is not in run {spec.assets!r}")
+        else:
+            index.token(img)
     for step in spec.steps:
         if isinstance(step, Instructions):
             for img in step.images:

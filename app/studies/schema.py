@@ -76,8 +76,19 @@ class Prolific(Strict):
     """The completion codes a Prolific participant is sent back with (set them up in Prolific)."""
 
     completion_code: str  # finished the study
-    screen_out_code: str | None = None  # screened out, or declined consent
+    screen_out_code: str | None = None  # screened out
+    # Prolific's "no consent" convention: a code of its own (set it up on Prolific to ask for a
+    # return); without one, the page asks the person to return the study on Prolific. A person
+    # who declined is never sent the completion or screen-out code.
+    no_consent_code: str | None = None
     return_code: str | None = None  # arrived while the study was paused, closed or full
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Prolific:
+        codes = [c for c in (self.completion_code, self.screen_out_code, self.no_consent_code, self.return_code) if c]
+        if len(set(codes)) != len(codes):
+            raise ValueError("completion_code, screen_out_code, no_consent_code and return_code must all differ")
+        return self
 
 
 class Recruitment(Strict):
@@ -101,6 +112,14 @@ class Recruitment(Strict):
         return v
 
 
+class DevicePolicy(Strict):
+    """What a participant's browser needs; checked when they consent (a polite page otherwise)."""
+
+    min_width: int | None = Field(default=None, ge=200, le=4000)  # CSS pixels of the browser window
+    min_height: int | None = Field(default=None, ge=200, le=4000)
+    desktop_only: bool = False  # no phones or tablets
+
+
 class Exclusions(Strict):
     """Rules fixed before data collection; participants are flagged, never deleted."""
 
@@ -121,10 +140,14 @@ class StudySpec(Strict):
     conditions: list[Condition] = Field(min_length=1)
     assignment: AssignmentPolicy = AssignmentPolicy()
     recruitment: Recruitment = Recruitment()
+    device: DevicePolicy = DevicePolicy()
     exclusions: Exclusions = Exclusions()
     # studies of the same run that show labelled some pictures this one tests (feedback, examples,
     # galleries): a deliberate choice, checked by `fieldmark study check` (app/studies/overlap.py)
     shares_stimuli_with: list[str] = Field(default_factory=list)
+    # the species reference (files of the run, e.g. field-mark guides), linked from every trial
+    # of a block with `guides: true`: every condition gets the same one
+    guides: list[str] = Field(default_factory=list)
     steps: list[Step] = Field(min_length=2)
 
     _id = field_validator("id")(slug)

@@ -70,42 +70,56 @@ def contact_sheet(ds: cub.Dataset, per_row: int = 6, split: str = "test") -> Ima
     return sheet
 
 
+GUIDE_WIDTH = 520
+GUIDE_TEXT = 21  # px at full size: about 15 px on a 390 px phone, where the guide is shown ~370 px wide
+
+
 def field_mark_guide(sp: Species, size: int = 520) -> Image.Image:
-    """The species drawn cleanly at `size` px with its field marks numbered and listed."""
+    """The species drawn cleanly at `size` px with its field marks numbered, and below it the
+    name and the numbered marks. Portrait, so that a phone shows it at most of its width and the
+    text stays readable; no data-set ids (participants see this)."""
     scene = render_scene(sp, np.random.default_rng([0, sp.cub_id]), size=size, clean=True)
-    panel_w = 470
-    canvas = Image.new("RGB", (size + panel_w, size), (255, 255, 255))
-    canvas.paste(Image.fromarray(scene.image), (0, 0))
+    width = max(size, GUIDE_WIDTH)
+    x_pic, pad = (width - size) // 2, 24
+    body = _font(GUIDE_TEXT)
+    lines = [_wrap_px(text, body, width - 2 * pad - 40) for text in sp.marks.values()]
+    height = size + pad + 40 + 30 + 16 + sum(28 * len(ls) + 16 for ls in lines) + pad
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    canvas.paste(Image.fromarray(scene.image), (x_pic, 0))
     draw = ImageDraw.Draw(canvas)
-    x0 = size + 28
-    draw.text((x0, 28), sp.common, fill=INK, font=_font(30))
-    draw.text((x0, 68), sp.scientific, fill=MUTED, font=_font(18))
-    draw.text((x0, 96), f"CUB-200-2011 class {sp.cub_id}", fill=MUTED, font=_font(15))
-    y = 140
-    for number, (mark, text) in enumerate(sp.marks.items(), start=1):
+    for number, mark in enumerate(sp.marks, start=1):
         ax, ay = scene.anchors[MARK_ANCHOR[mark]]
         dx, dy = MARK_OFFSET[mark]
-        bx, by = ax + dx, ay + dy
+        ax, ay = ax + x_pic, ay
+        bx, by = ax + dx * size / 520, ay + dy * size / 520
+        r = max(8, round(13 * size / 520))
         draw.line((ax, ay, bx, by), fill=INK, width=2)
         draw.ellipse((ax - 3, ay - 3, ax + 3, ay + 3), outline=INK, width=2)
-        draw.ellipse((bx - 13, by - 13, bx + 13, by + 13), fill=INK)
-        draw.text((bx, by), str(number), fill=(255, 255, 255), font=_font(16), anchor="mm")
-        draw.ellipse((x0, y, x0 + 24, y + 24), fill=INK)
-        draw.text((x0 + 12, y + 12), str(number), fill=(255, 255, 255), font=_font(15), anchor="mm")
-        for k, line in enumerate(_wrap(text, 38)):
-            draw.text((x0 + 36, y + 2 + 22 * k), line, fill=INK, font=_font(17))
-        y += 22 * len(_wrap(text, 38)) + 18
+        draw.ellipse((bx - r, by - r, bx + r, by + r), fill=INK)
+        draw.text((bx, by), str(number), fill=(255, 255, 255), font=_font(max(11, round(16 * size / 520))), anchor="mm")
+    y = size + pad
+    draw.text((pad, y), sp.common, fill=INK, font=_font(34))
+    draw.text((pad, y + 44), sp.scientific, fill=MUTED, font=_font(21))
+    y += 44 + 30 + 16
+    for number, ls in enumerate(lines, start=1):
+        draw.ellipse((pad, y, pad + 28, y + 28), fill=INK)
+        draw.text((pad + 14, y + 14), str(number), fill=(255, 255, 255), font=_font(18), anchor="mm")
+        for k, line in enumerate(ls):
+            draw.text((pad + 40, y + 2 + 28 * k), line, fill=INK, font=body)
+        y += 28 * len(ls) + 16
     return canvas
 
 
-def _wrap(text: str, width: int) -> list[str]:
+def _wrap_px(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> list[str]:
+    """Words in lines no wider than `width` px in this font."""
     lines, cur = [], ""
     for word in text.split():
-        if cur and len(cur) + 1 + len(word) > width:
+        trial = f"{cur} {word}".strip()
+        if cur and font.getlength(trial) > width:
             lines.append(cur)
             cur = word
         else:
-            cur = f"{cur} {word}".strip()
+            cur = trial
     return [*lines, cur] if cur else lines
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,7 +76,8 @@ class SagParams:
 
 
 CHILDREN = ("salient", "index")
-AUTHORS = {"patience": None, "children": "index"}  # SagParams(**AUTHORS) follows the authors' code on both
+# SagParams(**AUTHORS) follows the authors' code on both switchable points.
+AUTHORS: dict[str, Any] = {"patience": None, "children": "index"}
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 INK = (34, 38, 46)
@@ -54,4 +55,30 @@ def gallery_strip(items: Sequence[Image.Image], label: str, size: int = 140) -> 
     ImageDraw.Draw(out).text((12, 10), label, fill=INK, font=font)
     for k, im in enumerate(items):
         out.paste(im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS), (12 + k * (size + 8), 34))
+    return out
+
+
+def hot_spot(saliency: np.ndarray, share: float = 0.2) -> np.ndarray:
+    """The cells of a map among its most salient `share` and above half its range (a sparse map's
+    spot is only its bright cells; a flat map has none)."""
+    lo, hi = float(saliency.min()), float(saliency.max())
+    if hi <= lo:
+        return np.zeros(saliency.shape, bool)
+    return (saliency >= np.quantile(saliency, 1 - share)) & (saliency > lo + 0.5 * (hi - lo))
+
+
+def same_spots(maps: Sequence[np.ndarray], overlap: float = 0.5) -> list[int | None]:
+    """For each concept map, the first earlier one lighting the same spot (their hot spots overlap
+    by at least `overlap`, intersection over union), or None: two such concepts on one card look
+    like one to a participant, so the card says so."""
+    spots = [hot_spot(m) for m in maps]
+    out: list[int | None] = []
+    for k, s in enumerate(spots):
+        match = None
+        for j in range(k):
+            union = (s | spots[j]).sum()
+            if union and (s & spots[j]).sum() / union >= overlap:
+                match = j
+                break
+        out.append(match)
     return out

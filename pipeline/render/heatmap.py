@@ -46,3 +46,13 @@ def overlay(image: np.ndarray, saliency: np.ndarray) -> Image.Image:
     alpha = (h**GAMMA * 0.85)[..., None]
     out = image.astype(np.float32) / 255 * (1 - alpha) + colour * alpha
     return Image.fromarray((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8))
+
+
+def css_ramp() -> str:
+    """The colour scale as a CSS gradient (the stops of the map, with the overlay's opacity), as
+    static/explanations.css shows it beside every heatmap; a test keeps the two the same."""
+    stops = (
+        f"rgba({round(r * 255)}, {round(g * 255)}, {round(b * 255)}, {t**GAMMA * 0.85:.2f}) {round(t * 100)}%"
+        for t, r, g, b in _ANCHORS
+    )
+    return f"linear-gradient(to right, {', '.join(stops)})"

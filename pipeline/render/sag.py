@@ -1,10 +1,10 @@
-"""Structured attention graph diagrams: SVG for the browser, PNG for papers, from one layout.
+"""Structured attention graph diagrams: SVG for participants, PNG for papers.
 
-One column per root. Each node is a thumbnail with only its patches bright (the rest dimmed),
-its confidence as a number and a colour, and — for every edge into it — the patch just removed
-outlined, thicker for a bigger drop. Edges carry the drop as a label. In the SVG each node is
-focusable; hovering or focusing enlarges its thumbnail (CSS only, so it also works without
-JavaScript, where the diagram is a static figure).
+Participants (`diagram_svg`) see each root as the picture itself with only the root's squares in
+colour, the share of the model's confidence they keep, and beneath it what is left when one of
+those squares is hidden as well (that square outlined in red). The SVG is one self-contained file
+served under its own address and shown as an <img>: nothing in it to focus, nothing that names
+the image or the class. Papers (`diagram_png`) get the whole graph, every level, drawn with Pillow.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from html import escape
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from app.assets.manifest import SagGraph
+from app.assets.manifest import SagGraph, SagNode
 
 THUMB = 104
 PAD = 8
@@ -80,7 +80,7 @@ def model_view(image: np.ndarray, baseline: np.ndarray, patches: Sequence[int], 
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
 
 
-def cell_box(patch: int, grid: int, size: int) -> tuple[float, float, float, float]:
+def cell_box(patch: int, grid: int, size: float) -> tuple[float, float, float, float]:
     """The square where a patch dominates (its tent is highest), in a size×size thumbnail."""
     step = (size - 1) / (grid - 1)
     cy, cx = (patch // grid) * step, (patch % grid) * step
@@ -155,104 +155,210 @@ def _png_b64(img: Image.Image) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def diagram_svg(g: SagGraph, image: np.ndarray, class_name: str | None = None) -> str:
-    """A self-contained SVG (thumbnails embedded) of the graph next to the full image.
+# -- the participants' diagram ---------------------------------------------------------------
+# A lay reader sees, for each root, the picture itself with only the root's squares in colour and
+# the share of confidence they keep, then what is left when one of those squares is hidden too.
+# Deeper levels (two squares hidden) stay in the graph document and the paper figure: for a
+# participant they repeat the same lesson at thumbnail size. Two layouts from one function: wide
+# for a desktop column beside the picture, narrow for a phone; the page picks one with <picture>.
+# Every number is a share of the model's confidence on the whole picture, as in the legend.
 
-    Without `class_name` it never names the class, so a study can show it without giving away
-    the model's answer; the confidences are always relative to the model's own answer.
-    """
-    answer = f'"{escape(class_name)}"' if class_name else "its answer"
-    lay = layout(g)
+GREEN = "#1a7f64"
+RED = "#d7263d"
+TRACK = "#e4e7ea"
+WIDE, NARROW = 516, 360  # design widths in CSS px: drawn 1:1 beside the picture / on a 390 px phone
+
+
+def shown_percent(c: float) -> str:
+    """A share of the whole picture's confidence; more than the whole picture reads '100%+'."""
+    return "100%+" if c > 1.0 else f"{round(c * 100)}%"
+
+
+def reveal(image: np.ndarray, patches: Sequence[int], grid: int, size: int) -> Image.Image:
+    """The picture with `patches` in full colour and the rest faded (dimmed, greyed, never black)."""
+    w = patch_weights(patches, grid, image.shape[0])[..., None]
+    img = image.astype(np.float32)
+    grey = img.mean(axis=2, keepdims=True)
+    faded = 0.4 * grey + 0.6 * 96.0  # towards one mid-dark grey: bright and dark pictures alike
+    out = img * w + faded * (1 - w)
+    return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8)).resize((size, size), Image.Resampling.LANCZOS)
+
+
+def outline(patches: Sequence[int], grid: int, size: float) -> list[tuple[float, float, float, float]]:
+    """The border of the union of the patches' cells: the sides whose neighbour is not in the set."""
+    cells = set(patches)
+    out = []
+    for p in sorted(cells):
+        r, c = divmod(p, grid)
+        x0, y0, x1, y1 = cell_box(p, grid, size)
+        if r == 0 or p - grid not in cells:
+            out.append((x0, y0, x1, y0))
+        if r == grid - 1 or p + grid not in cells:
+            out.append((x0, y1, x1, y1))
+        if c == 0 or p - 1 not in cells:
+            out.append((x0, y0, x0, y1))
+        if c == grid - 1 or p + 1 not in cells:
+            out.append((x1, y0, x1, y1))
+    return out
+
+
+@dataclass
+class Branch:
+    """A root and its children (the root with one square hidden), most confident child first."""
+
+    root: SagNode
+    children: list[tuple[SagNode, int]]  # (child, the patch hidden)
+
+
+def branches(g: SagGraph) -> list[Branch]:
     nodes = {n.id: n for n in g.nodes}
-    over = any(n.confidence > 1 for n in g.nodes if n.id in lay.placed)
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="sag" width="{lay.width}" height="{lay.height}" '
-        f'viewBox="0 0 {lay.width} {lay.height}" role="img" aria-labelledby="sag-title-{g.image_id} '
-        f'sag-desc-{g.image_id}" font-family="system-ui, sans-serif">',
-        f'<title id="sag-title-{g.image_id}">How the model keeps its confidence in {answer}: '
-        f"{len(g.roots)} small set{'s' if len(g.roots) != 1 else ''} of patches</title>",
-        f'<desc id="sag-desc-{g.image_id}">Each column starts from a set of patches that alone keeps at least '
-        f"{round(g.threshold * 100)}% of the model's confidence; each step down removes one patch "
-        "(outlined in red) and shows how much confidence is left.</desc>",
-        "<style>.sag-node{cursor:zoom-in;outline:none}.sag-node image{transform-box:fill-box;"
-        "transform-origin:center;transition:transform .15s}.sag-node:hover image,.sag-node:focus image"
-        "{transform:scale(2.2)}.sag-node:focus .frame{stroke-width:4}.sag-edge text{font-size:12px}</style>",
-    ]
-    img = Image.fromarray(image).resize((168, 168), Image.Resampling.LANCZOS)
-    out.append(f'<text x="16" y="{TOP - 14}" fill="{INK}" font-size="14" font-weight="600">Full image</text>')
-    out.append(f'<image x="16" y="{TOP}" width="168" height="168" href="data:image/png;base64,{_png_b64(img)}"/>')
-    step = 167 / (g.grid - 1)
-    for k in range(g.grid - 1):  # the patch grid: where one patch's influence gives way to the next
-        edge_at = (k + 0.5) * step
-        out.append(
-            f'<line x1="{16 + edge_at:.1f}" y1="{TOP}" x2="{16 + edge_at:.1f}" y2="{TOP + 168}" stroke="#fff" '
-            'stroke-opacity=".5" stroke-width="1"/>'
+    by_set = {tuple(n.patches): n for n in g.nodes}
+    out = []
+    for patches in g.roots:
+        root = by_set[tuple(patches)]
+        kids = [(nodes[e.child], e.removed_patch) for e in g.edges if e.parent == root.id]
+        kids.sort(key=lambda k: (-k[0].confidence, k[1]))
+        out.append(Branch(root, kids))
+    return out
+
+
+def _jpeg_uri(img: Image.Image) -> str:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=80, optimize=True)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+class _Svg:
+    """Drawing primitives of the diagram, in CSS px."""
+
+    def __init__(self, image: np.ndarray, grid: int) -> None:
+        self.image, self.grid = image, grid
+        self.parts: list[str] = []
+
+    def view(self, x: float, y: float, size: float, patches: Sequence[int], hidden: int | None) -> None:
+        pic = reveal(self.image, patches, self.grid, round(size * 2))  # 2× for sharp phone screens
+        self.parts.append(
+            f'<image x="{x:.1f}" y="{y:.1f}" width="{size:.1f}" height="{size:.1f}" href="{_jpeg_uri(pic)}"/>'
         )
-        out.append(
-            f'<line x1="16" y1="{TOP + edge_at:.1f}" x2="184" y2="{TOP + edge_at:.1f}" stroke="#fff" '
-            'stroke-opacity=".5" stroke-width="1"/>'
-        )
-    caption = f"{escape(class_name)}: p = {g.p_full:.2f} (100%)" if class_name else "the model's confidence: 100%"
-    out.append(f'<text x="16" y="{TOP + 190}" fill="{MUTED}" font-size="12">{caption}</text>')
-    for e in g.edges:
-        if e.parent not in lay.placed or e.child not in lay.placed:
-            continue
-        a, b = lay.placed[e.parent], lay.placed[e.child]
-        x1, y1, x2, y2 = a.x + BOX_W / 2, a.y + BOX_H, b.x + BOX_W / 2, b.y
-        mx, my = (x1 + x2) / 2, (y1 + y2) / 2
-        width = 1 + 3 * min(max(e.drop, 0.0), 1.0)
-        out.append(
-            f'<g class="sag-edge"><line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
-            f'stroke="{MUTED}" stroke-width="{width:.1f}"/><text x="{mx + 6:.1f}" y="{my + 4:.1f}" '
-            f'fill="#b3261e">−{round(max(e.drop, 0.0) * 100)}%</text></g>'
-        )
-    incoming: dict[int, list[tuple[int, float]]] = {}
-    for e in g.edges:
-        incoming.setdefault(e.child, []).append((e.removed_patch, e.drop))
-    for nid, pl in lay.placed.items():
-        n = nodes[nid]
-        colour = hexcolour(confidence_colour(n.confidence))
-        thumb = thumbnail(image, n.patches, g.grid)
-        label = ", ".join(str(p) for p in n.patches) or "none"
-        out.append(
-            f'<g class="sag-node" id="sag-node-{g.image_id}-{nid}" tabindex="0" data-node="{nid}" '
-            f'data-confidence="{n.confidence:.4f}" data-patches="{label}">'
-        )
-        out.append(
-            f"<title>patches {label}: {percent(n.confidence)} of the full image's confidence"
-            f"{' (measured ' + str(round(n.confidence * 100)) + '%)' if n.confidence > 1 else ''}</title>"
-        )
-        out.append(
-            f'<rect class="frame" x="{pl.x:.1f}" y="{pl.y:.1f}" width="{BOX_W}" height="{BOX_H}" rx="6" '
-            f'fill="#fff" stroke="{colour}" stroke-width="{3 if n.root else 2}"/>'
-        )
-        ix, iy = pl.x + PAD, pl.y + PAD
-        out.append(
-            f'<image x="{ix:.1f}" y="{iy:.1f}" width="{THUMB}" height="{THUMB}" '
-            f'href="data:image/png;base64,{_png_b64(thumb)}"/>'
-        )
-        for patch, drop in incoming.get(nid, []):
-            x0, y0, x1, y1 = cell_box(patch, g.grid, THUMB)
-            out.append(
-                f'<rect x="{ix + x0:.1f}" y="{iy + y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" '
-                f'fill="none" stroke="#d7263d" stroke-width="{drop_stroke(drop)}"/>'
+        if hidden is None:
+            for x0, y0, x1, y1 in outline(patches, self.grid, size):
+                self.parts.append(
+                    f'<line x1="{x + x0:.1f}" y1="{y + y0:.1f}" x2="{x + x1:.1f}" y2="{y + y1:.1f}" '
+                    f'stroke="{GREEN}" stroke-width="2.5" stroke-linecap="square"/>'
+                )
+        else:
+            x0, y0, x1, y1 = cell_box(hidden, self.grid, size)
+            self.parts.append(
+                f'<rect x="{x + x0:.1f}" y="{y + y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" '
+                f'fill="none" stroke="{RED}" stroke-width="3"/>'
             )
-        out.append(
-            f'<text x="{pl.x + BOX_W / 2:.1f}" y="{pl.y + BOX_H - 8:.1f}" text-anchor="middle" '
-            f'font-size="16" font-weight="700" fill="{colour}">{percent(n.confidence)}</text></g>'
+
+    def text(self, x: float, y: float, s: str, size: int, colour: str = INK, bold: bool = False) -> None:
+        weight = ' font-weight="700"' if bold else ""
+        self.parts.append(
+            f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" fill="{colour}"{weight}>{escape(s)}</text>'
         )
-    notes = []
-    if over:
-        notes.append("* the model was more confident on these patches alone than on the full image")
-    if lay.hidden:
-        notes.append(f"{lay.hidden} more nodes are in the graph data but not drawn")
-    for k, note in enumerate(notes):
-        out.append(
-            f'<text x="{LEFT}" y="{lay.height - 8 - 16 * (len(notes) - 1 - k)}" fill="{MUTED}" '
-            f'font-size="12">{escape(note)}</text>'
-        )
-    out.append("</svg>")
-    return "\n".join(out)
+
+    def bar(self, x: float, y: float, width: float, c: float) -> None:
+        self.parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="6" rx="3" fill="{TRACK}"/>')
+        fill = width * min(max(c, 0.0), 1.0)
+        if fill > 0:
+            colour = hexcolour(confidence_colour(c))
+            self.parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{fill:.1f}" height="6" rx="3" fill="{colour}"/>')
+
+    def share(self, x: float, y: float, width: float, c: float, size: int) -> None:
+        """A share of confidence: the number, then a bar as long as the share."""
+        self.text(x, y, shown_percent(c), size, hexcolour(confidence_colour(c)), bold=True)
+        self.bar(x, y + 7, width, c)
+
+
+def diagram_svg(g: SagGraph, image: np.ndarray, narrow: bool = False) -> str:
+    """The participants' diagram: a self-contained SVG (pictures embedded) served as one file.
+
+    It never names the class, the image or the file, so a study can show it without giving away
+    the model's answer; it has no ids and nothing to focus (a page shows it as an <img>).
+    """
+    svg = _Svg(image, g.grid)
+    bs = branches(g)
+    height = _narrow(svg, bs) if narrow else _wide(svg, bs)
+    if any(n.confidence > 1 for b in bs for n in [b.root, *(k for k, _ in b.children)]):
+        height += 8
+        svg.text(0, height + 14, "100%+: more sure than on the whole picture", 13, MUTED)
+        height += 22
+    width = NARROW if narrow else _wide_width(len(bs))
+    roots = len(bs)
+    head = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height:.0f}" '
+        f'viewBox="0 0 {width} {height:.0f}" font-family="system-ui, -apple-system, sans-serif">',
+        f"<title>{roots} small part{'s' if roots != 1 else ''} of the picture that each keep the model "
+        "nearly as sure as the whole picture, and what is left when one square of them is hidden</title>",
+    ]
+    return "\n".join([*head, *svg.parts, "</svg>"])
+
+
+WIDE_GAP, WIDE_MAX_COLUMN = 14, 220.0
+
+
+def _wide_column(n: int) -> float:
+    return min(WIDE_MAX_COLUMN, (WIDE - WIDE_GAP * (max(1, n) - 1)) / max(1, n))
+
+
+def _wide_width(n: int) -> int:
+    """As wide as its columns (at most WIDE): one root does not claim the whole column."""
+    return round(max(1, n) * _wide_column(n) + WIDE_GAP * (max(1, n) - 1))
+
+
+def _wide(svg: _Svg, bs: list[Branch]) -> float:
+    """Roots side by side, each with its children two by two beneath."""
+    col = _wide_column(len(bs))
+    bottom = 0.0
+    for k, b in enumerate(bs):
+        x = k * (col + WIDE_GAP)
+        svg.view(x, 0, col, b.root.patches, None)
+        y = col + 22
+        svg.share(x, y, col, b.root.confidence, 20)
+        if not b.root.patches:  # the blurred picture alone is enough: say so, there is nothing outlined
+            y += 32
+            svg.text(x, y, "with every square hidden", 14, MUTED)
+        if b.children:
+            y += 34
+            svg.text(x, y, "Hide one square:", 14, MUTED)
+            y += 8
+            cw = (col - 8) / 2
+            for j, (child, hidden) in enumerate(b.children):
+                cx, cy = x + (j % 2) * (cw + 8), y + (j // 2) * (cw + 36)
+                svg.view(cx, cy, cw, child.patches, hidden)
+                svg.share(cx, cy + cw + 17, cw, child.confidence, 15)
+            y += ((len(b.children) + 1) // 2) * (cw + 36) - 8
+        bottom = max(bottom, y + 10)
+    return bottom
+
+
+def _narrow(svg: _Svg, bs: list[Branch]) -> float:
+    """One root per block: its picture and share side by side, its children in a row beneath."""
+    view, gap = 150.0, 10.0
+    y = 0.0
+    for k, b in enumerate(bs):
+        if k:
+            svg.parts.append(f'<line x1="0" y1="{y - 12:.1f}" x2="{NARROW}" y2="{y - 12:.1f}" stroke="{TRACK}"/>')
+        svg.view(0, y, view, b.root.patches, None)
+        tx = view + 14
+        svg.text(tx, y + 22, "Only these squares:" if b.root.patches else "Every square hidden:", 15, INK)
+        svg.share(tx, y + 56, NARROW - tx, b.root.confidence, 28)
+        svg.text(tx, y + 92, "of the model's", 14, MUTED)
+        svg.text(tx, y + 110, "confidence", 14, MUTED)
+        y += view + 24
+        if b.children:
+            svg.text(0, y, "Hide one square:", 15, MUTED)
+            y += 8
+            cw = (NARROW - 2 * gap) / 3
+            for j, (child, hidden) in enumerate(b.children):
+                cx, cy = (j % 3) * (cw + gap), y + (j // 3) * (cw + 40)
+                svg.view(cx, cy, cw, child.patches, hidden)
+                svg.share(cx, cy + cw + 19, cw, child.confidence, 17)
+            y += ((len(b.children) + 2) // 3) * (cw + 40)
+        y += 24
+    return y - 24
 
 
 def diagram_png(g: SagGraph, image: np.ndarray, class_name: str) -> Image.Image:

@@ -47,7 +47,7 @@ def _data(settings: Settings, studies: dict[str, LoadedStudy]) -> None:
     gives the conditions one kind each."""
     study = studies["seagull-agreement"]
     for k in range(8):
-        run_bots(study, 1, "oracle" if k % 2 == 0 else "random", None, 100 + k, settings, studies)
+        run_bots(study, 1, "oracle" if k % 2 == 0 else "random", None, 100 + k, settings, studies, as_bots=False)
 
 
 def test_analysis_recovers_known_truths(settings: Settings, studies: dict[str, LoadedStudy]) -> None:
@@ -137,7 +137,7 @@ def test_exports_have_the_documented_columns_and_pseudonyms(
 def test_dashboard_download_loads_with_pandas(
     client: TestClient, settings: Settings, studies: dict[str, LoadedStudy]
 ) -> None:
-    run_bots(studies["sag-counterfactual"], 2, "oracle", None, 7, settings, studies)
+    run_bots(studies["sag-counterfactual"], 2, "oracle", None, 7, settings, studies, as_bots=False)
     make_researcher(client)
     login(client)
     r = client.get("/r/studies/sag-counterfactual/export/trials.csv")

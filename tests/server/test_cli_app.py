@@ -51,9 +51,13 @@ def test_export_analyse_and_power(
     env: Settings, studies: dict[str, LoadedStudy], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_bots(studies["seagull-agreement"], 4, "oracle", None, 4, env, studies)
-    assert run(["export", "seagull-agreement", "--out", str(tmp_path / "x")]) == 0
-    assert len(pd.read_csv(tmp_path / "x" / "trials.csv")) == 4 * 20
-    assert run(["analyse", "seagull-agreement", "--html", str(tmp_path / "r.html")]) == 0
+    assert run(["export", "seagull-agreement", "--out", str(tmp_path / "real")]) == 0
+    assert len(pd.read_csv(tmp_path / "real" / "trials.csv")) == 0  # bots are not real participants
+    assert run(["export", "seagull-agreement", "--out", str(tmp_path / "x"), "--all-origins"]) == 0
+    trials = pd.read_csv(tmp_path / "x" / "trials.csv")
+    assert len(trials) == 4 * 20 and set(trials["origin"]) == {"bot"}
+    assert set(pd.read_csv(tmp_path / "x" / "participants.csv")["origin"]) == {"bot"}
+    assert run(["analyse", "seagull-agreement", "--all-origins", "--html", str(tmp_path / "r.html")]) == 0
     out = capsys.readouterr().out
     assert "Accuracy by condition" in out and "<svg" in (tmp_path / "r.html").read_text()
     assert (
@@ -134,3 +138,30 @@ def test_taught_and_tested_pictures(studies: dict[str, LoadedStudy]) -> None:
     found = {(o.teacher, o.tester): o for o in overlaps(list(studies.values()))}
     o = found[("seagull-learning", "seagull-agreement")]
     assert o.declared and set(o.images) == taught(learning) & tested(agreement)
+
+
+def test_serve_refuses_other_addresses_with_the_development_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FIELDMARK_ENVIRONMENT", "development")
+    monkeypatch.delenv("FIELDMARK_SECRET_KEY", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert run(["serve", "--host", "0.0.0.0"]) == 2
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err.strip()
+    assert "refusing to serve on 0.0.0.0 with the development secret" in err and len(err.splitlines()) == 1
+    from app.cli import loopback
+
+    assert loopback("127.0.0.1") and loopback("::1") and loopback("localhost") and loopback("127.0.0.2")
+    assert not loopback("0.0.0.0") and not loopback("192.168.1.5") and not loopback("example.org")
+
+
+def test_the_demo_makes_and_keeps_a_random_secret(tmp_path: Path) -> None:
+    from fieldmark.demo import keep_secret
+
+    first = keep_secret(tmp_path / "var")
+    assert len(first) >= 32 and keep_secret(tmp_path / "var") == first
+    assert (tmp_path / "var" / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert keep_secret(tmp_path / "other") != first

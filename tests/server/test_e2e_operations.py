@@ -65,7 +65,7 @@ def test_a_researcher_operates_a_study_in_chromium(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     study = studies[STUDY]
     with local_server(settings, studies) as base, sync_playwright() as pw:
-        run_bots(study, 3, "oracle", base, 12, settings, studies)  # some data to look at
+        run_bots(study, 3, "oracle", base, 12, settings, studies, as_bots=False)  # participants to look at
         browser = pw.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
         )

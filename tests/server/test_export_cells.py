@@ -41,7 +41,7 @@ def test_every_cell_has_its_declared_type_and_species_have_names(
 ) -> None:
     study = studies[study_id]
     for k in range(3):
-        run_bots(study, 1, "random" if k else "oracle", None, 40 + k, settings, studies)
+        run_bots(study, 1, "random" if k else "oracle", None, 40 + k, settings, studies, as_bots=False)
     app = create_app(settings, studies)
     with app.state.sessions() as s:
         # what a hostile participant could type into a free-text answer, and a Prolific id

@@ -32,7 +32,7 @@ def through_screening(client: TestClient, code: str) -> None:
 def test_consent_questionnaire_and_assignment(client: TestClient) -> None:
     code = start(client, "seagull-learning")
     assert "Before you begin" in page(client, code).h1
-    assert participant(client, code).condition is None
+    assert participant(client, code) is None  # nothing is stored before consent
     through_screening(client, code)
     p = participant(client, code)
     assert p.condition is None and p.cursor == 2  # the guide page needs no condition
@@ -178,6 +178,8 @@ def test_bad_tokens_codes_and_bodies(client: TestClient) -> None:
 
 def test_one_participation_per_prolific_id(client: TestClient) -> None:
     code = start(client, "sag-counterfactual", pid="p123")
+    assert start(client, "sag-counterfactual", pid="p123") == code  # the consent page again, same code
+    advance(client, code, choice="agree")
     assert start(client, "sag-counterfactual", pid="p123") == code  # back with the same id: resumed
     with client.app.state.sessions() as s:  # type: ignore[attr-defined]
         p = s.scalar(select(Participant).where(Participant.code == code))

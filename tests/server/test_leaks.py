@@ -220,16 +220,7 @@ def test_no_position_or_size_predicts_the_answer(
     assert not found, found
 
 
-SAG_IDS = pytest.mark.xfail(
-    strict=True,
-    reason="the SAG diagram's <title>/<desc>/node ids carry the image id (pipeline/render/sag.py), and ids are "
-    "numbered by species: the ui branch makes them opaque; remove this mark when it is merged",
-)
-
-
-@pytest.mark.parametrize(
-    "study_id", [pytest.param(s, marks=SAG_IDS) if s == "seagull-learning" else s for s in SHIPPED_IDS]
-)
+@pytest.mark.parametrize("study_id", SHIPPED_IDS)
 def test_no_id_attribute_or_title_predicts_the_answer(
     client: TestClient, studies: dict[str, LoadedStudy], study_id: str
 ) -> None:

@@ -101,7 +101,7 @@ def test_a_registered_task_is_served_scored_exported_and_analysed(
     tmp_path: Path, settings: Settings, bands: dict[str, LoadedStudy]
 ) -> None:
     study = bands["bands"]
-    over_http = run_bots(study, 2, "oracle", None, 3, settings, bands)  # a real server on a local port
+    over_http = run_bots(study, 2, "oracle", None, 3, settings, bands, as_bots=False)  # a real server
     assert [(r.status, r.correct) for r in over_http] == [("completed", 9)] * 2
     app = create_app(settings, bands)
     try:

@@ -10,6 +10,7 @@ import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -23,7 +24,7 @@ from app.settings import Settings
 from app.studies.loader import LoadedStudy, parse
 from app.studies.schema import Recruitment
 from tests.server.conftest import REPO
-from tests.server.helpers import page, start
+from tests.server.helpers import advance, page, post, start
 from tests.server.test_researcher import csrf_of, login, make_researcher
 
 STUDY = "seagull-agreement"
@@ -35,10 +36,20 @@ def html_text(cell: str) -> str:
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", cell))).strip()
 
 
-def _arrive(client: TestClient, pid: str) -> object:
-    """A newcomer from Prolific, in a browser of their own (no cookie of an earlier visit)."""
-    client.cookies.delete(f"fm-p-{STUDY}")
-    return client.get(f"/s/{STUDY}?PROLIFIC_PID={pid}&STUDY_ID=st&SESSION_ID=se{pid}")
+def _arrive(client: TestClient, pid: str) -> Any:
+    """Someone from Prolific opens the study link, in a browser of their own (no cookie of an
+    earlier visit); Prolific's SESSION_ID is what lets them back in."""
+    for name in [c.name for c in client.cookies.jar if c.name.startswith(("fm-p-", "fm-join-"))]:
+        client.cookies.delete(name)
+    return client.get(f"/s/{STUDY}?PROLIFIC_PID={pid}&STUDY_ID=st&SESSION_ID=se")
+
+
+def _join(client: TestClient, pid: str) -> None:
+    """A newcomer opens the link and agrees on the consent page: they take a place."""
+    r = _arrive(client, pid)
+    assert r.status_code == 303, r.text
+    code = r.headers["location"].rsplit("/", 1)[-1]
+    assert post(client, code, 0, choice="agree").status_code == 303
 
 
 def _count(client: TestClient, model: type, **where: object) -> int:
@@ -69,6 +80,7 @@ def _state(client: TestClient, state: str) -> None:
 def test_pause_close_and_open_from_the_dashboard(researcher: TestClient) -> None:
     client = researcher
     code = start(client, STUDY, pid="early")  # started while open: may finish whatever happens
+    assert advance(client, code, choice="agree").status_code == 303
     _state(client, "paused")
     assert "Paused: new participants are turned away" in client.get(DASH).text
     r = _arrive(client, "late1")
@@ -112,8 +124,8 @@ def test_a_cap_set_on_the_dashboard_turns_newcomers_away(researcher: TestClient)
     client = researcher
     r = client.post(f"{DASH}/limits", data={"cap": "2", "csrf": csrf_of(client, DASH)})
     assert r.status_code == 303
-    assert _arrive(client, "one").status_code == 303
-    assert _arrive(client, "two").status_code == 303
+    _join(client, "one")
+    _join(client, "two")
     r = _arrive(client, "three")
     assert r.status_code == 503 and "This study is full" in r.text and "cc=FMRETURN2" in r.text
     assert _arrive(client, "one").status_code == 303  # someone already in is never turned away
@@ -125,7 +137,7 @@ def test_a_cap_set_on_the_dashboard_turns_newcomers_away(researcher: TestClient)
         for p in s.scalars(select(Participant).where(Participant.external_pid == "two")):
             p.status = "declined"  # declining frees the place
         s.commit()
-    assert _arrive(client, "three").status_code == 303
+    _join(client, "three")
 
     actions = [(a, d) for a, d, _ in _audit(client)]
     assert actions == [
@@ -138,7 +150,8 @@ def test_a_cap_set_on_the_dashboard_turns_newcomers_away(researcher: TestClient)
         r = client.post(f"{DASH}/limits", data={**bad, "csrf": csrf_of(client, DASH)})
         assert r.status_code == 400 and "Nothing was stored" in r.text, bad
     r = client.post(f"{DASH}/limits", data={"cap": "", "csrf": csrf_of(client, DASH)})  # empty: no limit
-    assert r.status_code == 303 and _arrive(client, "four").status_code == 303
+    assert r.status_code == 303
+    _join(client, "four")
     assert len(_audit(client)) == 2
     assert (
         "<td>cap: no limit → 2</td>" in client.get(DASH).text and "<td>cap: 2 → no limit</td>" in client.get(DASH).text
@@ -153,7 +166,7 @@ def test_quotas_steer_assignment_and_fill_the_study(
     study = studies[STUDY]
     form = {"quota.prediction": "1", "quota.heatmap": "1", "quota.examples": "1", "quota.concepts": "2"}
     assert client.post(f"{DASH}/limits", data={**form, "csrf": csrf_of(client, DASH)}).status_code == 303
-    results = run_bots(study, 6, "oracle", None, 3, settings, studies)
+    results = run_bots(study, 6, "oracle", None, 3, settings, studies, as_bots=False)  # as people: they count
     assert [r.status for r in results[:5]] == ["completed"] * 5
     assert results[5].status == "error 503: This study is full"
     with client.app.state.sessions() as s:  # type: ignore[attr-defined]
@@ -180,7 +193,7 @@ def test_the_study_files_limits_apply_until_the_dashboard_sets_its_own(
 ) -> None:
     codes = studies[STUDY].spec.prolific
     for client in _app_with(settings, studies, Recruitment(cap=1, prolific=codes)):
-        assert _arrive(client, "a").status_code == 303
+        _join(client, "a")
         assert _arrive(client, "b").status_code == 503
         make_researcher(client)
         login(client)
@@ -210,14 +223,15 @@ def test_the_participant_links_are_absolute_and_copyable(researcher: TestClient)
     assert f'value="http://testserver/s/{STUDY}"' in text
     template = "?PROLIFIC_PID={{%PROLIFIC_PID%}}&amp;STUDY_ID={{%STUDY_ID%}}&amp;SESSION_ID={{%SESSION_ID%}}"
     assert f'value="http://testserver/s/{STUDY}{template}"' in text
-    assert text.count("data-copy=") == 2 and '<script src="/static/dashboard.js" defer>' in text
+    assert text.count("data-copy=") == 2 and '<script src="/static/dashboard.js?v=' in text
 
 
 def test_raw_prolific_ids_for_a_researcher_only_and_every_download_logged(
     client: TestClient, settings: Settings, studies: dict[str, LoadedStudy]
 ) -> None:
-    run_bots(studies[STUDY], 2, "oracle", None, 4, settings, studies)
-    start(client, STUDY, pid="stillhere")
+    run_bots(studies[STUDY], 2, "oracle", None, 4, settings, studies, as_bots=False)  # real participants' ids
+    run_bots(studies[STUDY], 1, "oracle", None, 5, settings, studies)  # a bot's never are in the file
+    assert advance(client, start(client, STUDY, pid="stillhere"), choice="agree").status_code == 303
     url = f"{DASH}/prolific-ids.csv"
     r = client.get(url)
     assert r.status_code == 303 and r.headers["location"] == "/r/login" and _audit(client) == []
@@ -245,7 +259,7 @@ def test_raw_prolific_ids_for_a_researcher_only_and_every_download_logged(
     }
     assert all(row["prolific_pid"].startswith("bot4x") and row["completed_at"] for row in done)
     here = next(row for row in rows if row["prolific_pid"] == "stillhere")
-    assert (here["status"], here["completion_code"], here["prolific_session_id"]) == ("started", "", "se")
+    assert (here["status"], here["completion_code"], here["prolific_session_id"]) == ("active", "", "se")
     participants = csv.DictReader(io.StringIO(client.get(f"{DASH}/export/participants.csv").text))
     assert {row["participant"] for row in done} <= {row["participant"] for row in participants}  # linked
     client.get(url)
@@ -307,9 +321,11 @@ def test_the_participant_list_filters_pages_and_refreshes(researcher: TestClient
 
     client = researcher
     for k in range(55):
-        assert _arrive(client, f"p{k:02d}").status_code == 303
+        _join(client, f"p{k:02d}")
     with client.app.state.sessions() as s:  # type: ignore[attr-defined]
         people = {p.external_pid: p for p in s.scalars(select(Participant))}
+        for p in people.values():  # as if none had been assigned yet; then some of each kind
+            p.condition, p.status = None, "started"
         for k in range(5):
             people[f"p{k:02d}"].status = "declined"
         for k in range(5, 8):  # idle for an hour: abandoned, though still "started" in the table
@@ -355,14 +371,14 @@ def test_the_participant_list_filters_pages_and_refreshes(researcher: TestClient
 
 
 def test_two_arrivals_at_once_do_not_overshoot_the_cap(client: TestClient, studies: dict[str, LoadedStudy]) -> None:
-    """The second newcomer waits for the first one's transaction (the study's lock row), then sees
+    """The second newcomer to agree waits for the first one's transaction (the study's lock row), then sees
     the place taken: without the lock both would see one place left."""
     import threading
     import time
 
     from app.errors import NotTaking
     from app.models import Study
-    from app.services import participation as svc
+    from app.services import entry, recruitment
 
     sessions = client.app.state.sessions  # type: ignore[attr-defined]
     with sessions() as s:
@@ -377,7 +393,8 @@ def test_two_arrivals_at_once_do_not_overshoot_the_cap(client: TestClient, studi
             try:
                 if pid == "b":
                     first_in.wait(10)
-                svc.enter(s, study, pid, None, None, None)
+                recruitment.admit(s, study)  # as the consent answer does, before the row is made
+                entry.join(s, study, entry.Joining(STUDY, entry.new_code(), pid))
                 if pid == "a":
                     first_in.set()
                     time.sleep(0.5)  # the second arrival runs meanwhile

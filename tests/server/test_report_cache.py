@@ -22,7 +22,7 @@ def test_the_report_is_cached_by_data_version_and_recomputed_behind_the_page(
     settings: Settings, studies: dict[str, LoadedStudy], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     study = studies["seagull-agreement"]
-    run_bots(study, 1, "oracle", None, 1, settings, studies)
+    run_bots(study, 1, "oracle", None, 1, settings, studies, as_bots=False)
     app = create_app(settings, studies)
     reports = cache.ReportCache(app.state.sessions, lambda: PY)
     builds: list[int] = []
@@ -41,7 +41,7 @@ def test_the_report_is_cached_by_data_version_and_recomputed_behind_the_page(
         assert first is not None and note is None and len(builds) == 1
         again, note = reports.get(study)
         assert again is first and note is None and len(builds) == 1  # nothing changed: no work
-        run_bots(study, 1, "random", None, 2, settings, studies)  # new answers arrive
+        run_bots(study, 1, "random", None, 2, settings, studies, as_bots=False)  # new answers arrive
         gate.clear()  # the recomputation now waits, as a slow one would
         stale, note = reports.get(study)
         assert stale is first and note is not None and "being recomputed" in note

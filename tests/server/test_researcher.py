@@ -1,7 +1,10 @@
 """The researcher's side: accounts, login, route protection, dashboard, previews."""
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -22,8 +25,15 @@ def make_researcher(client: TestClient, email: str = "ada@example.org") -> None:
         add_researcher(s, email, PASSWORD)
 
 
+def try_login(client: TestClient, email: str, password: str, **headers: str) -> Response:
+    """The login form as a browser sends it: first the page (its CSRF token), then the post."""
+    form = client.get("/r/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    return client.post("/r/login", data={"email": email, "password": password, "csrf": token}, headers=headers)
+
+
 def login(client: TestClient, email: str = "ada@example.org", password: str = PASSWORD) -> str:
-    r = client.post("/r/login", data={"email": email, "password": password})
+    r = try_login(client, email, password)
     assert r.status_code == 303, r.text
     return r.cookies[COOKIE]
 
@@ -48,8 +58,8 @@ def test_accounts_refuse_bad_input(client: TestClient) -> None:
 
 def test_login_logout_and_cookie_flags(client: TestClient) -> None:
     make_researcher(client)
-    assert client.post("/r/login", data={"email": "ada@example.org", "password": "wrong"}).status_code == 401
-    r = client.post("/r/login", data={"email": "ADA@example.org", "password": PASSWORD})
+    assert try_login(client, "ada@example.org", "wrong").status_code == 401
+    r = try_login(client, "ADA@example.org", PASSWORD)
     assert r.status_code == 303
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
@@ -60,12 +70,47 @@ def test_login_logout_and_cookie_flags(client: TestClient) -> None:
     assert client.get("/r/").status_code == 303
 
 
-def test_login_is_rate_limited(client: TestClient) -> None:
+def test_login_is_rate_limited_counting_each_failure_once(client: TestClient) -> None:
     make_researcher(client)
-    for _ in range(10):
-        client.post("/r/login", data={"email": "ada@example.org", "password": "nope"})
-    r = client.post("/r/login", data={"email": "ada@example.org", "password": PASSWORD})
-    assert r.status_code == 429 and "Too many attempts" in r.text
+    for _ in range(9):  # the limit is 10 a minute: nine failures leave one try
+        assert try_login(client, "ada@example.org", "nope").status_code == 401
+    assert try_login(client, "ada@example.org", PASSWORD).status_code == 303
+    with TestClient(client.app, follow_redirects=False) as stranger:
+        for _ in range(10):
+            try_login(stranger, "ada@example.org", "nope")
+        r = try_login(stranger, "ada@example.org", PASSWORD)
+        assert r.status_code == 429 and "Too many attempts" in r.text
+
+
+def test_a_stranger_cannot_lock_the_owner_out(app) -> None:  # type: ignore[no-untyped-def]
+    owner = TestClient(app, follow_redirects=False, client=("192.0.2.1", 50000))
+    stranger = TestClient(app, follow_redirects=False, client=("198.51.100.7", 50000))
+    with owner, stranger:
+        make_researcher(owner)
+        login(owner)  # this browser is now known to the account (its device cookie)
+        assert owner.post("/r/logout", data={"csrf": csrf_of(owner)}).status_code == 303
+        for _ in range(25):
+            try_login(stranger, "ada@example.org", "guess")
+        assert try_login(stranger, "ada@example.org", PASSWORD).status_code == 429  # locked for strangers
+        with TestClient(app, follow_redirects=False, client=("192.0.2.1", 50001)) as new_browser:
+            assert try_login(new_browser, "ada@example.org", PASSWORD).status_code == 429  # and new browsers
+        assert try_login(owner, "ada@example.org", PASSWORD).status_code == 303  # never for the owner's own
+
+
+def test_x_forwarded_for_is_not_believed_by_default(client: TestClient) -> None:
+    make_researcher(client)
+    for k in range(10):  # password spraying, each try claiming another address
+        try_login(client, f"user{k}@example.org", "guess", **{"X-Forwarded-For": f"10.0.0.{k}"})
+    r = try_login(client, "ada@example.org", PASSWORD, **{"X-Forwarded-For": "10.9.9.9"})
+    assert r.status_code == 429
+
+
+def test_the_login_form_needs_its_csrf_token(client: TestClient) -> None:
+    make_researcher(client)
+    assert client.post("/r/login", data={"email": "ada@example.org", "password": PASSWORD}).status_code == 403
+    client.get("/r/login")
+    forged = {"email": "ada@example.org", "password": PASSWORD, "csrf": "made-up"}
+    assert client.post("/r/login", data=forged).status_code == 403
 
 
 def all_routes(app) -> list:  # type: ignore[no-untyped-def]
@@ -140,18 +185,20 @@ def test_monitor_preview_and_hidden_accuracy(
     assert "100.0%" not in page.text and "Show accuracy so far" in page.text  # hidden until asked
     frag = client.get("/r/studies/seagull-agreement/monitor", headers={"HX-Request": "true"})
     assert frag.status_code == 200 and "<html" not in frag.text
-    for cond in ("prediction", "heatmap", "examples", "concepts"):
-        assert f'<th scope="row">{cond}</th><td>0</td><td>0</td><td>1</td>' in frag.text
+    for cond in ("prediction", "heatmap", "examples", "concepts"):  # bots are not counted, but said
+        assert f'<th scope="row">{cond}</th><td>0</td><td>0</td><td>0</td>' in frag.text
+    assert "Not counted: 4 bot participations." in frag.text
     acc = client.get("/r/studies/seagull-agreement/accuracy")
-    assert "100.0%" in acc.text
+    assert "100.0%" not in acc.text  # nor is their accuracy
     with client.app.state.sessions() as s:  # type: ignore[attr-defined]
         pid = s.scalar(select(Participant.id))
     detail = client.get(f"/r/studies/seagull-agreement/participants/{pid}")
-    assert detail.status_code == 200 and "verify #1" in detail.text
+    assert detail.status_code == 200 and "verify #1" in detail.text and "(bot)" in detail.text
     r = client.post("/r/studies/seagull-agreement/preview", data={"condition": "examples", "csrf": csrf_of(client)})
     assert r.status_code == 303 and r.headers["location"].startswith("/p/")
     with client.app.state.sessions() as s:  # type: ignore[attr-defined]
-        pilot = s.scalar(select(Participant).where(Participant.is_pilot.is_(True)))
+        pilot = s.scalar(select(Participant).where(Participant.origin == "pilot"))
         assert pilot is not None and pilot.condition == "examples"
     frag = client.get("/r/studies/seagull-agreement/monitor").text
-    assert '<th scope="row">examples</th><td>0</td><td>0</td><td>1</td>' in frag  # the pilot is not counted
+    assert '<th scope="row">examples</th><td>0</td><td>0</td><td>0</td>' in frag  # the pilot is not counted
+    assert "Not counted: 4 bot, 1 pilot participations." in frag
