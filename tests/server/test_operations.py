@@ -430,3 +430,20 @@ def test_a_participant_of_an_older_study_version_is_still_readable(
     assert r.status_code == 200 and "20 of 20 answered right" in r.text
     assert 'src="/asset/' not in r.text and "I trust the model" not in r.text  # no plan: no pictures, ids only
     assert '<th scope="row">trust</th>' in r.text
+
+
+def test_someone_on_the_consent_page_when_the_study_pauses_is_turned_away_as_they_agree(
+    researcher: TestClient,
+) -> None:
+    client = researcher
+    r = _arrive(client, "reading")  # the consent page is open: nothing is stored yet
+    code = r.headers["location"].rsplit("/", 1)[-1]
+    _state(client, "paused")
+    r = post(client, code, 0, choice="agree")
+    assert r.status_code == 503 and "This study is paused" in r.text and "cc=FMRETURN2" in r.text
+    assert _count(client, Participant) == 0  # their consent made no participation
+    _state(client, "open")
+    assert post(client, code, 0, choice="agree").status_code == 303  # the same page, once open again
+    assert _count(client, Participant, external_pid="reading") == 1
+    assert post(client, code, 0, choice="agree").status_code == 303  # a double click: still one
+    assert _count(client, Participant) == 1
