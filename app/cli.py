@@ -88,51 +88,40 @@ def db_upgrade() -> None:
 
 @study_app.command("check")
 def study_check(files: Annotated[list[Path], typer.Argument(help="Study files (YAML).")]) -> None:
-    """Validate study files against their asset runs: fields, item counts and every asset needed."""
+    """Validate study files against their asset runs: fields, item counts, every asset needed, and
+    pictures shared with the other studies given or in the studies folder."""
     from app.settings import get_settings
-    from app.studies.loader import load_study
+    from app.studies.loader import load_many
 
     settings = get_settings()
-    failed: list[str] = []
-    checked: dict[str, Path] = {}
-    loaded = []
-    for path in files:
-        try:
-            study = load_study(path, settings.assets_root, settings.secret_key)
-        except AppError as exc:
-            failed.append(str(exc))
-            continue
-        checked[study.id] = path
-        loaded.append(study)
+    given = {p.resolve() for p in files}
+    folder = sorted(settings.studies_dir.glob("*.yaml")) if settings.studies_dir.is_dir() else []
+    # the files given first: a copy being edited stands in for the folder's study of the same id
+    out, errors = load_many(
+        [*files, *(p for p in folder if p.resolve() not in given)], settings.assets_root, settings.secret_key
+    )
+    failed = [str(errors[p]) for p in files if p in errors]
+    checked = {s.id: s.path for s in out.values() if s.path.resolve() in given}
+    for study in (s for s in out.values() if s.id in checked):
         blocks = ", ".join(
             f"{b.id} ({b.task}, {len(study.items[b.id][0])} items × {len(study.items[b.id])} sets)"
             for b in study.spec.blocks
         )
-        console.print(f"{path}: ok — {study.spec.title!r}, {len(study.spec.conditions)} conditions, blocks: {blocks}")
-    failed += _shared_stimuli(loaded, checked, settings)
+        console.print(
+            f"{study.path}: ok — {study.spec.title!r}, {len(study.spec.conditions)} conditions, blocks: {blocks}"
+        )
+    failed += _shared_stimuli(list(out.values()), checked)
     if failed:
         raise AppError("\n".join(failed))
 
 
-def _shared_stimuli(loaded: list[Any], checked: dict[str, Path], settings: Any) -> list[str]:
+def _shared_stimuli(studies: list[Any], checked: dict[str, Path]) -> list[str]:
     """Pictures the checked studies test that another study (checked, or served from the studies
     folder) shows labelled: undeclared ones are problems, declared ones notes."""
-    from app.studies.loader import load_study
     from app.studies.overlap import overlaps
 
-    given = {p.resolve() for p in checked.values()}
-    others = []
-    for path in sorted(settings.studies_dir.glob("*.yaml")) if settings.studies_dir.is_dir() else []:
-        if path.resolve() in given:
-            continue
-        try:
-            other = load_study(path, settings.assets_root, settings.secret_key)
-        except AppError:
-            continue  # a broken neighbour is its own file's problem
-        if other.id not in checked:
-            others.append(other)
     problems = []
-    found = overlaps(loaded + others)
+    found = overlaps(studies)
     for o in found:
         if o.tester not in checked:
             continue
@@ -140,7 +129,7 @@ def _shared_stimuli(loaded: list[Any], checked: dict[str, Path], settings: Any) 
             console.print(o.line(str(checked[o.tester])))
         else:
             problems.append(o.line(str(checked[o.tester])))
-    for study in loaded:  # a declaration that no longer holds is worth knowing (it may be stale)
+    for study in (s for s in studies if s.id in checked):  # a declaration that no longer holds may be stale
         for other in study.spec.shares_stimuli_with:
             if not any(o.tester == study.id and o.teacher == other for o in found):
                 console.print(

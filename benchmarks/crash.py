@@ -3,7 +3,7 @@ check that nothing acknowledged was lost, nothing was stored twice, and every pa
 at the right page.
 
 Participants take `seagull-agreement` over plain HTTP/1.1 (benchmarks/web.py's client, with its
-cookie jar), quickly (0.3-1.5 s a page) so that the kill finds many mid-answer, and double-click
+cookie jar), quickly (1-4 s a page) so that the kill finds many mid-answer, and double-click
 10 % of their answers. Some seconds in, the server and its workers get SIGKILL at once (no
 shutdown of any kind) and a new server starts on the same port. Each participant whose request
 failed waits for it, opens its private link again and checks the page it is shown: at least the
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -32,8 +33,9 @@ from benchmarks.web import HIDDEN, NUMBER, RADIO, STUDY, Connection, Reply, _fre
 
 PARTICIPANTS = int(os.environ.get("BENCH_PARTICIPANTS", "200"))
 RAMP_S = 5.0  # arrivals over this long
-THINK = (0.3, 1.5)  # seconds on each page
-KILL_AFTER_S = float(os.environ.get("BENCH_KILL_AFTER_S", "15"))
+# seconds on each page: quick, so that the kill finds many participants mid-answer
+THINK = tuple(float(x) for x in os.environ.get("BENCH_THINK_S", "1:4").split(":"))
+KILL_AFTER_S = float(os.environ.get("BENCH_KILL_AFTER_S", "30"))
 SECRET = "bench-crash-" + "k" * 40
 
 
@@ -77,7 +79,10 @@ async def participant(run: Run, port: int, k: int, rng: random.Random) -> None:
     await asyncio.sleep(rng.uniform(0, RAMP_S))
     entry = f"/s/{STUDY}?PROLIFIC_PID=crash{k}x{rng.getrandbits(32):x}&STUDY_ID=c&SESSION_ID=c{k}"
     broken = False
+    failures_in_a_row = 0
     for _ in range(400):
+        if failures_in_a_row > 300:  # a minute without a server: give up, counted as not done
+            break
         if me.done:
             break
         try:
@@ -89,13 +94,19 @@ async def participant(run: Run, port: int, k: int, rng: random.Random) -> None:
                     me.resumed.append((int(shown), me.acked, me.sent))
             if not me.code:
                 first = await _request(run, conn, "GET", entry)
-                me.code = first.headers.get("location", "").rsplit("/", 1)[-1]
+                if first.status != 303:  # counted (a 5xx); try again, as a person reloads
+                    await asyncio.sleep(1)
+                    continue
+                me.code = first.headers["location"].rsplit("/", 1)[-1]
             page = await _request(run, conn, "GET", f"/p/{me.code}")
             if "All done" in page.text:
                 me.done = True
                 break
+            if page.status >= 500:
+                await asyncio.sleep(1)
+                continue
             hidden = dict(HIDDEN.findall(page.text))
-            if "page" not in hidden:
+            if "page" not in hidden:  # the end of their participation (screened out)
                 break
             data = _answers(page.text, hidden, rng)
             await asyncio.sleep(rng.uniform(*THINK))
@@ -117,8 +128,10 @@ async def participant(run: Run, port: int, k: int, rng: random.Random) -> None:
             if 303 in statuses:
                 me.acked = max(me.acked, index)
                 run.acknowledged.add((me.code, index))
+            failures_in_a_row = 0
         except ServerDown:
             broken = True
+            failures_in_a_row += 1
             await asyncio.sleep(0.2)
     await conn.close()
 
@@ -143,12 +156,28 @@ async def _kill_and_restart(
     run: Run, holder: list[ServerProcess], env: dict[str, str], log: Path, workers: int
 ) -> float:
     await asyncio.sleep(KILL_AFTER_S)
-    holder[0].kill()
     run.up.clear()
+    holder[0].kill()
     t0 = time.perf_counter()
-    holder[0] = await asyncio.to_thread(start_server, env, log, holder[0].port, workers)
-    run.up.set()
+    try:
+        holder[0] = await asyncio.to_thread(start_server, env, log, holder[0].port, workers)
+    finally:
+        run.up.set()  # also when the restart failed: the participants then fail and stop
     return time.perf_counter() - t0
+
+
+async def _progress(run: Run) -> None:
+    """A line every 10 s on stderr: how far the participants are."""
+    t0 = time.perf_counter()
+    while True:
+        await asyncio.sleep(10)
+        done = sum(p.done for p in run.people)
+        print(
+            f"  {time.perf_counter() - t0:4.0f} s: {len(run.acknowledged)} answers, {done} done, "
+            f"{run.failures} failed requests, {run.server_errors} 5xx",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 async def _load(
@@ -157,7 +186,9 @@ async def _load(
     run = Run([Person() for _ in range(PARTICIPANTS)])
     run.up.set()
     killer = asyncio.create_task(_kill_and_restart(run, holder, env, log, workers))
+    progress = asyncio.create_task(_progress(run))
     await asyncio.gather(*(participant(run, port, k, random.Random(k)) for k in range(PARTICIPANTS)))
+    progress.cancel()
     return run, await killer
 
 
@@ -248,6 +279,7 @@ whose request was cut waits for the server, opens its private link again and che
 shown: from the page after its last acknowledged answer to the page after the last answer it sent (an
 answer stored but never acknowledged counts as given); then it carries on to the end. "Lost": answers
 acknowledged (303) that are not in the database; "duplicates": (participant, page) pairs stored twice.
+Load average at the end: {os.getloadavg()[0]:.0f} (other work on the machine slows the restart).
 
 {header}
 {chr(10).join(rows)}

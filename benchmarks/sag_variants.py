@@ -19,7 +19,8 @@ import torch
 
 from benchmarks.report import machine, write_section
 from fieldmark.demo import ensure_data, ensure_model
-from pipeline.explain import ExplainConfig, select
+from pipeline.explain import ExplainConfig
+from pipeline.explain.runner import select
 from pipeline.methods.common import ClassProbability, blurred_baseline, frozen
 from pipeline.methods.sag import AUTHORS, Sag, SagParams, Scorer, _graph, search
 from pipeline.models import checkpoint

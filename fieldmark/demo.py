@@ -124,10 +124,9 @@ def ensure_assets(home: Path, reports: Path) -> Path:
         # paper's 20 stay the default of `fieldmark explain` and the benchmark), fewer iterations
         # for the concept thumbnails and three gallery images per concept keep the first
         # `make demo` under 25 minutes.
-        overrides={
+        params={
             "igospp": {"steps": 10},
-            "xnn": {"gallery": 3},
-            "xnn-heatmap": {"steps": 5, "iterations": 10},
+            "xnn": {"gallery": 3, "heatmap": {"steps": 5, "iterations": 10}},
         },
     )
     with progress_bar("explaining") as update:

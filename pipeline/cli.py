@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from pipeline.errors import PipelineError
+from pipeline.explain import registry
 
 data_app = typer.Typer(help="Gull data: synthesise, import CUB-200-2011, preview.", no_args_is_help=True)
 model_app = typer.Typer(help="The classifier: train, evaluate, predict.", no_args_is_help=True)
@@ -212,16 +213,20 @@ def model_predict(
 
 
 explain_app = typer.Typer(help="Precompute explanations of a model's predictions.")
+EXPLAIN_HELP = (
+    "Explanations of a model's predictions, their faithfulness and localisation scores, and a manifest.\n\n"
+    "Methods (--methods):\n\n" + registry.help_text()
+)
 
 
-@explain_app.callback(invoke_without_command=True)
+@explain_app.callback(invoke_without_command=True, help=EXPLAIN_HELP)
 def explain_command(
     model: Annotated[Path, typer.Option("--model", help="Checkpoint from 'fieldmark model train'.")],
     data: Annotated[Path, typer.Option("--data", help="The data set it was trained for.")],
     out: Annotated[Path, typer.Option("--out", help="Run folder, e.g. var/assets/RUN (a rerun resumes).")],
-    methods: Annotated[str, typer.Option("--methods", help="Comma list; 'ig' means ig-blur and ig-black.")] = (
-        "igos,igospp,gradcam,ig,occlusion,rise,sag,examples"
-    ),
+    methods: Annotated[
+        str, typer.Option("--methods", help=f"Comma list of: {', '.join((*registry.METHODS, *registry.ALIASES))}.")
+    ] = registry.default_methods(),
     split: Annotated[str, typer.Option("--split", help="test, train or all.")] = "test",
     images: Annotated[str | None, typer.Option("--images", help="Image ids, e.g. 1,5,10-20 (any split).")] = None,
     per_class: Annotated[int | None, typer.Option("--per-class", help="Only the first N images per class.")] = None,
@@ -237,8 +242,15 @@ def explain_command(
         typer.Option("--max-batch", help="Model inputs per forward pass [default: 40 on a CPU, 160 on a GPU]"),
     ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="Change a method's parameter, METHOD.NAME=VALUE (repeatable), e.g. igos.iterations=5 or "
+            "xnn.heatmap.steps=5; the names are in docs/explanations.md and the manifest.",
+        ),
+    ] = None,
 ) -> None:
-    """Heatmaps (I-GOS, iGOS++, Grad-CAM, IG, Occlusion, RISE), SAGs, nearest examples, metrics, a manifest."""
     from pipeline.explain import ExplainConfig, explain, parse_ids, parse_methods
 
     _positive("--batch", batch)
@@ -260,6 +272,7 @@ def explain_command(
         seed=seed,
         batch=batch,
         max_batch=max_batch,
+        params=registry.parse_param_changes(param or []),
     )
     with progress_bar("explaining") as update:
         manifest = explain(cfg, lambda i, n, phase: update(i, n, phase))

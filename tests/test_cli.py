@@ -39,6 +39,15 @@ def error_of(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
         (["model", "predict", "--model", "/nowhere.pt", "--data", "/tmp", "--out", "x.csv"], "no such file"),
         (["model", "train", "--data", "/tmp", "--device", "tpu"], "use auto, cpu, cuda"),
         (["explain", "--model", "m.pt", "--data", "/tmp", "--out", "x", "--methods", "lime"], "unknown method 'lime'"),
+        (["explain", "--model", "m.pt", "--data", "/tmp", "--out", "x", "--param", "igos=3"], "--param 'igos=3'"),
+        (
+            ["explain", "--model", "m.pt", "--data", "/tmp", "--out", "x", "--param", "igos.iteratons=3"],
+            "igos has no parameter 'iteratons'; it takes size, iterations",
+        ),
+        (
+            ["explain", "--model", "m.pt", "--data", "/tmp", "--out", "x", "--param", "sag.grid=big"],
+            "sag.grid must be of type int, got 'big'",
+        ),
         (["nonsense"], "No such command 'nonsense'"),
     ],
 )

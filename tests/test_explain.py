@@ -1,6 +1,8 @@
 """`fieldmark explain`: every method's assets, a manifest the app accepts, resume, and bad input."""
 
+import fnmatch
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ from PIL import Image
 from app.assets import manifest as schema
 from pipeline.data.cub import Dataset
 from pipeline.errors import PipelineError
-from pipeline.explain import HEATMAP_METHODS, ExplainConfig, explain, parse_ids, parse_methods
+from pipeline.explain import HEATMAP_METHODS, METHODS, ExplainConfig, explain, parse_ids, parse_methods
 from pipeline.provenance import file_hash
 
 CHEAP = {
@@ -25,6 +27,16 @@ CHEAP = {
 ALL = parse_methods("igos,igospp,igospp-authors,gradcam,ig,occlusion,rise,examples")
 
 
+def assert_files_declared(m: schema.Manifest) -> None:
+    """Every file a record names is one its method's spec says it writes."""
+    for entry in m.images:
+        for e in entry.explanations:
+            stem = f"explanations/{e.method}/{entry.image_id}-{e.target}"
+            writes = [w.format(stem=stem) for w in METHODS[e.method].writes]
+            for f in e.paths():
+                assert any(fnmatch.fnmatch(f, w) for w in writes), (e.method, f, writes)
+
+
 def config(model: Path, ds: Dataset, out: Path, **kw: object) -> ExplainConfig:
     base: dict[str, object] = {
         "model": model,
@@ -32,7 +44,7 @@ def config(model: Path, ds: Dataset, out: Path, **kw: object) -> ExplainConfig:
         "out": out,
         "methods": ALL,
         "images": [2, 6, 10],
-        "overrides": CHEAP,
+        "params": CHEAP,
         "protocols": ("igos",),
         "device": "cpu",
         "max_batch": 64,
@@ -55,6 +67,7 @@ def test_manifest_round_trips_through_the_apps_reader(run: Path, tiny_model: Pat
     assert m.provenance.model_hash == file_hash(tiny_model) and m.provenance.model_arch == "compact"
     again = schema.Manifest.model_validate_json(m.model_dump_json())
     assert again == m
+    assert_files_declared(m)
     # every method names its reference code and its deviations from it, with reasons
     assert all(info.reference_code for info in m.methods.values())
     assert any("end points" in d.what and d.switch for d in m.methods["igospp"].deviations)
@@ -73,8 +86,9 @@ def test_manifests_written_before_deviations_were_recorded_still_load(run: Path)
     assert old.methods["igos"].deviations == [] and old.methods["igos"].reference_code is None
 
 
-def test_every_method_for_every_image_and_the_true_class_when_wrong(run: Path) -> None:
+def test_every_method_for_every_image_and_the_true_class_when_wrong(run: Path, tiny_gulls: Dataset) -> None:
     m = schema.load(run)
+    train = Counter(r.class_id for r in tiny_gulls.split("train"))
     for entry in m.images:
         assert abs(sum(entry.probabilities.values()) - 1) < 1e-4
         assert entry.correct == (entry.true_class == entry.predicted_class)
@@ -90,7 +104,9 @@ def test_every_method_for_every_image_and_the_true_class_when_wrong(run: Path) -
             if truth is not None:
                 assert isinstance(truth, schema.Heatmap) and truth.target_class == entry.true_class
         ex = entry.explanation("examples")
-        assert isinstance(ex, schema.Examples) and len(ex.neighbours) == 3
+        # k = 3 nearest training images of the predicted class (never the image itself), or all of them
+        pool = train[entry.predicted_class] - (entry.split == "train" and entry.true_class == entry.predicted_class)
+        assert isinstance(ex, schema.Examples) and len(ex.neighbours) == min(3, pool)
         assert all(n.image_id != entry.image_id for n in ex.neighbours)
         assert all(n.true_class == entry.predicted_class for n in ex.neighbours)  # they explain the prediction
         assert [n.distance for n in ex.neighbours] == sorted(n.distance for n in ex.neighbours)
@@ -146,7 +162,7 @@ def test_refuses_to_mix_runs(tmp_path: Path, tiny_model: Path, tiny_gulls: Datas
                 out,
                 methods=["igos"],
                 images=[2],
-                overrides={"igos": {"iterations": 3, "steps": 2}},
+                params={"igos": {"iterations": 3, "steps": 2}},
             )
         )
     busy = tmp_path / "busy"
@@ -197,9 +213,10 @@ def test_sag_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> No
 
     out = tmp_path / "s"
     cheap = {"sag": {"order_iterations": 1, "order_steps": 4, "max_roots": 3, "patience": 2}}
-    explain(config(tiny_model, tiny_gulls, out, methods=["sag"], images=[2], overrides=cheap, explain_true=False))
+    explain(config(tiny_model, tiny_gulls, out, methods=["sag"], images=[2], params=cheap, explain_true=False))
     m = schema.load(out)
     assert m.missing_files(out) == []
+    assert_files_declared(m)
     sag = m.images[0].explanation("sag")
     assert isinstance(sag, schema.Sag)
     graph = schema.load_graph(out, sag)
@@ -211,7 +228,7 @@ def test_sag_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> No
     for q in graph.questions:
         assert q.higher == ("a" if q.a.confidence > q.b.confidence else "b")
     ns = "{http://www.w3.org/2000/svg}"
-    for rel, widest in ((sag.diagram_svg, 516), (sag.diagram_phone, 360)):
+    for rel, widest in ((sag.diagram_svg, 516), (sag.diagram_phone, 240)):
         svg = ET.fromstring((out / rel).read_text())
         assert int(svg.get("width", "999")) <= widest and svg.find(f"{ns}title") is not None
         # one picture per shown root and per child of one, nothing focusable, no ids
@@ -226,12 +243,18 @@ def test_sag_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> No
 def test_xnn_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> None:
     out = tmp_path / "x"
     cheap = {
-        "xnn": {"epochs": 3, "pretrain_epochs": 1, "max_rounds": 1, "gallery": 2},
-        "xnn-heatmap": {"iterations": 2, "steps": 2},
+        "xnn": {
+            "epochs": 3,
+            "pretrain_epochs": 1,
+            "max_rounds": 1,
+            "gallery": 2,
+            "heatmap": {"iterations": 2, "steps": 2},
+        },
     }
-    explain(config(tiny_model, tiny_gulls, out, methods=["xnn"], images=[2, 6], overrides=cheap))
+    explain(config(tiny_model, tiny_gulls, out, methods=["xnn"], images=[2, 6], params=cheap))
     m = schema.load(out)
     assert m.missing_files(out) == []
+    assert_files_declared(m)
     assert m.xnn is not None and m.xnn.k == 5 and m.xnn.feature_dim == 128
     assert 0 <= m.xnn.accuracy_xnn <= 1 and m.xnn.accuracy_classifier >= 0
     assert [c.class_id for c in m.xnn.classes] == [59, 62, 64, 66]
@@ -259,10 +282,22 @@ def test_xnn_assets(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset) -> No
             assert isinstance(entry.explanation("xnn", "true"), schema.Concepts)
 
 
+def test_param_changes_from_the_command_line() -> None:
+    from pipeline.explain.registry import parse_param_changes
+
+    assert parse_param_changes(["igos.iterations=5", "sag.baseline=black", "xnn.heatmap.steps=4", "igos.l1=0.5"]) == {
+        "igos": {"iterations": 5, "l1": 0.5},
+        "sag": {"baseline": "black"},
+        "xnn": {"heatmap": {"steps": 4}},
+    }
+    with pytest.raises(PipelineError, match=r"METHOD\.NAME=VALUE"):
+        parse_param_changes(["igos.iterations"])
+
+
 def test_a_run_made_before_a_parameter_existed(tmp_path: Path) -> None:
     """A new parameter whose value keeps the old behaviour (iGOS++'s end-point line search) matches
     an older run; one that changes it (I-GOS's L1 schedule) does not."""
-    from pipeline.explain import Run
+    from pipeline.explain.run_folder import Run
 
     base = {"model_hash": "m", "data_hash": "d", "seed": 0, "resolution": 28, "transform": {}}
     Run(tmp_path / "r").check_settings({**base, "methods": {"igospp": {"size": 28}, "igos": {"size": 28}}})

@@ -87,6 +87,10 @@ class Heatmap(Strict):
 
     _check = field_validator("raw", "overlay", "curves")(_relative)
 
+    def paths(self) -> list[str]:
+        """Every file this record refers to."""
+        return [self.raw, self.overlay, self.curves]
+
 
 class Neighbour(Strict):
     image_id: int
@@ -105,6 +109,9 @@ class Examples(Strict):
     target: Literal["predicted"] = "predicted"
     neighbours: list[Neighbour]
     seconds: float
+
+    def paths(self) -> list[str]:
+        return [n.image for n in self.neighbours]
 
 
 class SagNode(Strict):
@@ -207,6 +214,9 @@ class Sag(Strict):
     _check = field_validator("graph", "diagram_svg", "diagram_phone", "diagram_png")(_relative)
     _check_files = field_validator("files")(lambda v: [_relative(f) for f in v])
 
+    def paths(self) -> list[str]:
+        return [self.graph, self.diagram_svg, self.diagram_phone, self.diagram_png, *self.files]
+
 
 class ConceptMap(Strict):
     concept: int  # 1-based, within the explained class's XNN
@@ -235,6 +245,9 @@ class Concepts(Strict):
     seconds: float
 
     _check = field_validator("card")(_relative)
+
+    def paths(self) -> list[str]:
+        return [self.card, *(f for c in self.significant for f in (c.raw, c.overlay))]
 
 
 class GalleryItem(Strict):
@@ -354,14 +367,7 @@ class Manifest(Strict):
         for entry in self.images:
             out.append(entry.image)
             for e in entry.explanations:
-                if isinstance(e, Heatmap):
-                    out += [e.raw, e.overlay, e.curves]
-                elif isinstance(e, Sag):
-                    out += [e.graph, e.diagram_svg, e.diagram_phone, e.diagram_png, *e.files]
-                elif isinstance(e, Concepts):
-                    out += [e.card, *(f for c in e.significant for f in (c.raw, c.overlay))]
-                else:
-                    out += [n.image for n in e.neighbours]
+                out += e.paths()
         if self.xnn:
             for cc in self.xnn.classes:
                 for ci in cc.concepts:

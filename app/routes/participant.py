@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from app.errors import Conflict, Forbidden, Invalid, NotTaking, Refused
@@ -86,36 +87,42 @@ def _pending(request: Request, settings: Settings, studies: dict[str, LoadedStud
     return Visit(stand_in, study, j)
 
 
-def visiting(code: str, request: Request, session: SessionDep, studies: StudiesDep, settings: SettingsDep) -> Visit:
+def visiting(
+    request: Request, session: Session, studies: dict[str, LoadedStudy], settings: Settings, code: str
+) -> Visit:
+    """The participant behind a link (or the stand-in of someone on the consent page). Called by
+    the handlers themselves, like `answering`: as a dependency it would run in a thread of its own
+    and hold a pooled connection while the handler waits for a thread, and a burst of requests
+    (200 participants coming back after a restart) then took every connection and every thread."""
     if svc.participant_by_code(session, code) is None and (pending := _pending(request, settings, studies, code)):
         return pending
     return Visit(*svc.visit(session, studies, code))
 
 
-def answering(
-    code: str,
-    request: Request,
-    session: SessionDep,
-    studies: StudiesDep,
-    settings: SettingsDep,
-    sent: Annotated[Posted, Depends(posted)],
-) -> Visit:
-    """The participant whose form this is, locked for this transaction, with the form's token checked."""
-    svc.lock(session, code)  # before reading them: a simultaneous submission waits here
-    pending = None
-    if svc.participant_by_code(session, code) is None:
-        pending = _pending(request, settings, studies, code)
-    visit = pending or Visit(*svc.visit(session, studies, code))
+async def token_checked(code: str, settings: SettingsDep, sent: Annotated[Posted, Depends(posted)]) -> str:
+    """The code of a form whose token is this participant's (no database work: see `answering`)."""
     if sent.form.get("token") != page_token(settings.secret_key, code):
         raise Forbidden(
             "This form did not come from your study page. Go back to your study link and continue there.",
             title="Form expired",
         )
-    return visit
+    return code
 
 
-VisitDep = Annotated[Visit, Depends(visiting)]
-AnsweringDep = Annotated[Visit, Depends(answering)]
+def answering(
+    request: Request, session: Session, studies: dict[str, LoadedStudy], settings: Settings, code: str
+) -> Visit:
+    """The participant whose form this is, locked for this transaction: called by the handler
+    itself, never as a dependency. FastAPI runs each sync dependency in a thread of its own, and a
+    lock taken there (SQLite's one write turn) would be held while the handler waits for a free
+    thread, which, with every thread waiting for that lock, never comes."""
+    svc.lock(session, code)  # before reading them: a simultaneous submission waits here
+    if svc.participant_by_code(session, code) is None and (pending := _pending(request, settings, studies, code)):
+        return pending
+    return Visit(*svc.visit(session, studies, code))
+
+
+CheckedCode = Annotated[str, Depends(token_checked)]
 PostedDep = Annotated[Posted, Depends(posted)]
 
 
@@ -199,7 +206,8 @@ def _ending_url(study: LoadedStudy, p: Participant, settings: Settings) -> str |
 
 
 @router.get("/p/{code}")
-def show(request: Request, visit: VisitDep, session: SessionDep, settings: SettingsDep) -> Response:
+def show(request: Request, code: str, session: SessionDep, studies: StudiesDep, settings: SettingsDep) -> Response:
+    visit = visiting(request, session, studies, settings, code)
     p, study = visit.participant, visit.study
     if visit.joining is None:
         svc.touch(study, p)
@@ -220,8 +228,14 @@ def show(request: Request, visit: VisitDep, session: SessionDep, settings: Setti
 
 @router.post("/p/{code}")
 def answer(
-    request: Request, visit: AnsweringDep, sent: PostedDep, session: SessionDep, settings: SettingsDep
+    request: Request,
+    code: CheckedCode,
+    sent: PostedDep,
+    session: SessionDep,
+    studies: StudiesDep,
+    settings: SettingsDep,
 ) -> Response:
+    visit = answering(request, session, studies, settings, code)
     p, study = visit.participant, visit.study
     try:
         page_index = int(sent.form.get("page", ""))
@@ -261,7 +275,10 @@ def answer(
 
 
 @router.get("/p/{code}/feedback/{page_index}")
-def feedback(request: Request, visit: VisitDep, page_index: int, session: SessionDep) -> Response:
+def feedback(
+    request: Request, code: str, page_index: int, session: SessionDep, studies: StudiesDep, settings: SettingsDep
+) -> Response:
+    visit = visiting(request, session, studies, settings, code)
     p, study = visit.participant, visit.study
     shown = svc.feedback(session, study, p, page_index)
     if shown is None:
@@ -272,8 +289,9 @@ def feedback(request: Request, visit: VisitDep, page_index: int, session: Sessio
 
 
 @router.get("/p/{code}/guides")
-def guides(request: Request, visit: VisitDep) -> Response:
+def guides(request: Request, code: str, session: SessionDep, studies: StudiesDep, settings: SettingsDep) -> Response:
     """The study's species reference, opened from a trial (in its own tab: the trial stays put)."""
+    visit = visiting(request, session, studies, settings, code)
     study = visit.study
     assert study.assets is not None
     images = [study.assets.url(g) for g in study.spec.guides]
@@ -288,11 +306,18 @@ def guides(request: Request, visit: VisitDep) -> Response:
 
 
 @router.post("/p/{code}/event")
-def event(visit: VisitDep, sent: PostedDep, session: SessionDep, settings: SettingsDep) -> Response:
+def event(
+    request: Request, code: str, sent: PostedDep, session: SessionDep, studies: StudiesDep, settings: SettingsDep
+) -> Response:
     """Client-side events worth monitoring (an image that failed to load). Small and optional."""
+    visit = visiting(request, session, studies, settings, code)
     p, study = visit.participant, visit.study
     kind = sent.form.get("kind", "")
-    if kind not in ("asset_error", "timeout") or sent.form.get("token") != page_token(settings.secret_key, p.code):
+    if (
+        visit.joining is not None
+        or kind not in ("asset_error", "timeout")
+        or sent.form.get("token") != page_token(settings.secret_key, p.code)
+    ):
         return Response(status_code=400)
     svc.log_event(session, study, p, kind, p.cursor, {"what": sent.form.get("what", "")[:200]})
     return Response(status_code=204)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,8 +141,20 @@ class LoadedStudy:
         return {c.id: c.name for c in self.manifest.classes}
 
 
-def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
-    """Everything needed to serve a study, or StudyError with every problem found."""
+def _first_problem(exc: ValidationError) -> str:
+    """One line for many errors: the first field and what is wrong with it, and how many more."""
+    errors = exc.errors()
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"])
+    more = f" and {len(errors) - 1} more" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def load_study(
+    path: Path, assets_root: Path, secret: str, others: Mapping[str, LoadedStudy] | None = None
+) -> LoadedStudy:
+    """Everything needed to serve a study, or StudyError with every problem found. `others`: the
+    studies loaded before it, which its `avoid_stimuli_of` may name."""
     spec, source, content_hash = parse(path)
     problems: list[str] = []
     run = assets_root / spec.assets
@@ -156,7 +169,13 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
             ],
         ) from None
     except ValidationError as exc:
-        raise StudyError(str(path), [f"assets: {run / 'manifest.json'} is not a valid manifest ({exc})"]) from None
+        raise StudyError(
+            str(path),
+            [
+                f"assets: {run / 'manifest.json'} is not a valid manifest ({_first_problem(exc)}); a run made "
+                "by an older version is brought up to date by running 'fieldmark explain' on it again (or 'make demo')"
+            ],
+        ) from None
     manifest_hash = hashlib.sha256((run / MANIFEST).read_bytes()).hexdigest()
     entries = {e.image_id: e for e in manifest.images}
     graphs: dict[int, SagGraph] = {}
@@ -167,12 +186,21 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
     known_classes = {c.id for c in manifest.classes}
     items: dict[str, list[list[Item]]] = {}
     used: set[int] = set()
+    taught_there, tested_there = _avoided(path, spec, run, others or {}, problems)
     for block in spec.blocks:
         for cls in (block.choices or []) + (block.items.classes or []):
             if cls not in known_classes:
                 problems.append(f"{path}: steps.{block.id}: class {cls} is not in run {spec.assets!r}")
+        # a block this study tests draws no picture another study teaches, and one it teaches
+        # (feedback naming the species) none that another tests
+        if not block.feedback:
+            skip = taught_there
+        elif TASKS[block.task].names_species:
+            skip = tested_there
+        else:
+            skip = set()
         try:
-            items[block.id] = select(manifest, block, TASKS[block.task], spec.seed, used, graphs)
+            items[block.id] = select(manifest, block, TASKS[block.task], spec.seed, used | skip, graphs)
         except SelectionError as exc:
             problems.append(f"{path}: steps.{block.id}.items: {exc}")
             continue
@@ -192,14 +220,13 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
                 label = condition.method or condition.explanation
                 if condition.explains == "true_class":
                     label += " true-class ('fieldmark explain --explain-true')"
-                if condition.explanation == "examples":
-                    label += f" ({condition.neighbours} of the predicted class)"
+                label += explanations.KINDS[condition.explanation].needs(condition)
                 if found is None:
                     missing.setdefault(f"{label} explanations (condition {condition.id}, block {block.id})", []).append(
                         it.image_id
                     )
                     continue
-                for f in explanations.files(found):
+                for f in explanations.files(condition, found):
                     index.token(f)
     problems += _incoherent(path, spec, items)
     for what, ids in missing.items():
@@ -207,11 +234,9 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
             f"{path}: run {spec.assets!r} lacks {what} for images {sorted(ids)[:12]}"
             f"{' and more' if len(ids) > 12 else ''}"
         )
-    if manifest.xnn is not None and any(c.explanation == "concepts" for c in spec.conditions):
-        for cc in manifest.xnn.classes:
-            for ci in cc.concepts:
-                for g in ci.gallery:
-                    index.token(g.overlay)
+    for kind in dict.fromkeys(c.explanation for c in spec.conditions):
+        for f in explanations.KINDS[kind].study_files(manifest) if kind in explanations.KINDS else []:
+            index.token(f)
     for img in spec.guides:
         if not (run / img).is_file():
             problems.append(f"{path}: guides: {img} is not in run {spec.assets!r}")
@@ -230,6 +255,58 @@ def load_study(path: Path, assets_root: Path, secret: str) -> LoadedStudy:
     if problems:
         raise StudyError(str(path), problems)
     return LoadedStudy(spec, path, source, content_hash, run, manifest, items, graphs, entries, index, manifest_hash)
+
+
+def _avoided(
+    path: Path, spec: StudySpec, run: Path, others: Mapping[str, LoadedStudy], problems: list[str]
+) -> tuple[set[int], set[int]]:
+    """The pictures the studies named in `avoid_stimuli_of` teach, and those they test."""
+    from app.studies.overlap import taught, tested  # it reads loaded studies: imported late
+
+    teach: set[int] = set()
+    test: set[int] = set()
+    for sid in spec.avoid_stimuli_of:
+        other = others.get(sid)
+        if other is None:
+            problems.append(
+                f"{path}: avoid_stimuli_of: study {sid!r} is not loaded with this one (put its file in the "
+                "studies folder; studies may not avoid each other)"
+            )
+        elif other.run.resolve() != run.resolve():
+            problems.append(f"{path}: avoid_stimuli_of: study {sid!r} uses another asset run; nothing to avoid")
+        else:
+            teach |= taught(other)
+            test |= tested(other)
+    return teach, test
+
+
+def load_many(
+    paths: list[Path], assets_root: Path, secret: str
+) -> tuple[dict[str, LoadedStudy], dict[Path, StudyError]]:
+    """Load study files in an order that lets each avoid the pictures of those it names in
+    `avoid_stimuli_of`; a later file whose id is already loaded is skipped. Returns the studies
+    and, per file that could not be loaded, why."""
+    out: dict[str, LoadedStudy] = {}
+    failed: dict[Path, StudyError] = {}
+    wants: dict[Path, tuple[str, list[str]]] = {}
+    for path in paths:
+        try:
+            spec = parse(path)[0]
+        except StudyError as exc:
+            failed[path] = exc
+            continue
+        if spec.id not in {sid for sid, _ in wants.values()}:
+            wants[path] = (spec.id, spec.avoid_stimuli_of)
+    pending = list(wants)
+    while pending:
+        ready = [p for p in pending if all(o in out for o in wants[p][1])] or pending  # the rest: say what is missing
+        for path in ready:
+            try:
+                out[wants[path][0]] = load_study(path, assets_root, secret, out)
+            except StudyError as exc:
+                failed[path] = exc
+        pending = [p for p in pending if p not in ready]
+    return out, failed
 
 
 def _incoherent(path: Path, spec: StudySpec, items: dict[str, list[list[Item]]]) -> list[str]:
@@ -255,17 +332,14 @@ def _incoherent(path: Path, spec: StudySpec, items: dict[str, list[list[Item]]])
 
 def load_all(studies_dir: Path, assets_root: Path, secret: str) -> dict[str, LoadedStudy]:
     """Every *.yaml under studies_dir; refuses to start if any is broken or two share an id."""
-    out: dict[str, LoadedStudy] = {}
-    errors: list[str] = []
-    for path in sorted(studies_dir.glob("*.yaml")):
-        try:
-            study = load_study(path, assets_root, secret)
-        except StudyError as exc:
-            errors += [str(exc)]
-            continue
-        if study.id in out:
-            errors.append(f"{path}: study id {study.id!r} is also used by {out[study.id].path}")
-        out[study.id] = study
+    paths = sorted(studies_dir.glob("*.yaml"))
+    out, failed = load_many(paths, assets_root, secret)
+    errors = [str(failed[p]) for p in paths if p in failed]
+    loaded = {s.path for s in out.values()}
+    for path in paths:
+        if path not in failed and path not in loaded:
+            sid = parse(path)[0].id
+            errors.append(f"{path}: study id {sid!r} is also used by {out[sid].path}")
     if errors:
         raise StudyError(str(studies_dir), errors)
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.steps import TASKS
-from app.studies.explanations import explanation_for
+from app.studies.explanations import KINDS, explanation_for
 from app.studies.loader import LoadedStudy
 
 
@@ -25,14 +25,16 @@ def taught(study: LoadedStudy) -> set[int]:
             out |= {it.image_id for it in items}
         if block.explanation or block.two_stage:
             for condition in study.spec.conditions:
-                if condition.explanation != "examples":
+                kind = KINDS.get(condition.explanation)
+                if kind is None:
                     continue
                 for it in items:
                     found = explanation_for(study.entries[it.image_id], condition)
-                    out |= {n.image_id for n in getattr(found, "neighbours", [])}
-    xnn = study.manifest.xnn
-    if xnn is not None and any(c.explanation == "concepts" for c in study.spec.conditions):
-        out |= {g.image_id for cc in xnn.classes for ci in cc.concepts for g in ci.gallery}  # galleries per species
+                    if found is not None:
+                        out |= kind.labelled(found)
+    for name in dict.fromkeys(c.explanation for c in study.spec.conditions):
+        if name in KINDS:
+            out |= KINDS[name].study_labelled(study.manifest)
     return out
 
 
@@ -58,8 +60,8 @@ class Overlap:
             )
         return (
             f"{path}: tests {len(ids)} pictures that study {self.teacher!r} shows labelled (images {shown}); "
-            f"declare it with `shares_stimuli_with: [{self.teacher}]` (and keep participants from taking both) "
-            "or draw other pictures"
+            f"draw other pictures with `avoid_stimuli_of: [{self.teacher}]`, or accept it with "
+            f"`shares_stimuli_with: [{self.teacher}]` (and keep participants from taking both)"
         )
 
 

@@ -17,8 +17,14 @@ from app.steps.consent import Consent
 from app.steps.plain import Completion
 from app.steps.trials import Trials
 from app.studies.base import StepSpec, Strict, slug
+from app.studies.explanations import KINDS
+from app.studies.explanations import NAMES as EXPLANATION_NAMES
 
-Explanation = Literal["none", "heatmap", "concepts", "sag", "examples"]
+# what `explanation:` may say: "none" or a kind of app/studies/explanations.py
+if TYPE_CHECKING:
+    Explanation = str
+else:
+    Explanation = Literal[EXPLANATION_NAMES]
 
 
 class Condition(Strict):
@@ -41,18 +47,20 @@ class Condition(Strict):
 
     @model_validator(mode="after")
     def _coherent(self) -> Condition:
-        if self.explanation == "heatmap" and not self.method:
-            raise ValueError("a heatmap condition needs `method` (e.g. igospp)")
-        if self.explanation != "heatmap" and self.method:
+        kind = KINDS.get(self.explanation)
+        names_method = kind is not None and kind.method is None  # the condition names the method (heatmaps)
+        if names_method and not self.method:
+            raise ValueError(f"a {self.explanation} condition needs `method` (e.g. igospp)")
+        if not names_method and self.method:
             raise ValueError("`method` applies to heatmap conditions only")
         if self.show_confidence and not self.show_prediction:
             raise ValueError("show_confidence needs show_prediction: a confidence alone names no answer")
         if "neighbours" in self.model_fields_set and self.explanation != "examples":
             raise ValueError("`neighbours` applies to examples conditions only")
-        if self.explains == "true_class" and self.explanation in ("none", "examples"):
-            raise ValueError(
-                "explains: true_class applies to heatmap, concepts and sag (nearest examples explain the prediction)"
-            )
+        if self.explains == "true_class" and (kind is None or not kind.true_class):
+            able = [k.name for k in KINDS.values() if k.true_class]
+            names = ", ".join(able[:-1]) + " and " + able[-1]
+            raise ValueError(f"explains: true_class applies to {names} (nearest examples explain the prediction)")
         if self.explains == "true_class" and self.show_prediction:
             raise ValueError(
                 "explains: true_class with show_prediction: on a model error the explanation would be of another class "
@@ -145,6 +153,9 @@ class StudySpec(Strict):
     # studies of the same run that show labelled some pictures this one tests (feedback, examples,
     # galleries): a deliberate choice, checked by `fieldmark study check` (app/studies/overlap.py)
     shares_stimuli_with: list[str] = Field(default_factory=list)
+    # studies (loaded first, from the same studies folder) whose taught pictures this study never
+    # tests, and whose tested pictures it never teaches: item selection leaves them out
+    avoid_stimuli_of: list[str] = Field(default_factory=list)
     # the species reference (files of the run, e.g. field-mark guides), linked from every trial
     # of a block with `guides: true`: every condition gets the same one
     guides: list[str] = Field(default_factory=list)

@@ -16,6 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from pipeline.data import cub
 from pipeline.errors import PipelineError, Problems
+from pipeline.io import atomic_write_text
 
 
 def parse_classes(text: str) -> list[int]:
@@ -85,7 +86,7 @@ def import_cub(
                 progress(i, len(keep))
         kept_classes = {c: ds.classes[c] for c in classes}
         cub.write_index(tmp, kept_classes, ds.parts, keep)
-        cub.atomic_write_text(
+        atomic_write_text(
             tmp / cub.DATASET_INFO,
             json.dumps(
                 {"source": "cub-200-2011", "imported_from": str(root.resolve()), "classes": classes, "complete": True},

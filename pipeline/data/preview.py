@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from pipeline.data import cub
 from pipeline.data.scene import render_scene
 from pipeline.data.species import BY_ID, Species
+from pipeline.io import atomic_write_bytes
 
 INK = (34, 38, 46)
 MUTED = (96, 104, 116)
@@ -43,7 +44,7 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 def _png(img: Image.Image, path: Path) -> None:
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True)
-    cub.atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def contact_sheet(ds: cub.Dataset, per_row: int = 6, split: str = "test") -> Image.Image:

@@ -23,6 +23,7 @@ from pipeline.data import cub, gull
 from pipeline.data.scene import BACKGROUNDS, CUB_PARTS, SHORTCUT_CUES, Background, render_scene
 from pipeline.data.species import SPECIES, Species, resolve
 from pipeline.errors import PipelineError
+from pipeline.io import atomic_write_bytes, atomic_write_text
 
 FORMAT = "fieldmark-synth/1"
 WORK = ".work"  # per-image records while a run is in progress; removed when it completes
@@ -119,12 +120,12 @@ def render_job(args: tuple[Job, Settings, str]) -> dict[str, object]:
     scene = render_scene(job.species, rng, settings.size, job.background, job.mark)
     buf = io.BytesIO()
     Image.fromarray(scene.image).save(buf, format="JPEG", quality=92)
-    cub.atomic_write_bytes(root / "images" / job.name, buf.getvalue())
+    atomic_write_bytes(root / "images" / job.name, buf.getvalue())
     buf = io.BytesIO()
     Image.fromarray(scene.segmentation, mode="L").save(buf, format="PNG")
-    cub.atomic_write_bytes(root / "segmentations" / Path(job.name).with_suffix(".png"), buf.getvalue())
+    atomic_write_bytes(root / "segmentations" / Path(job.name).with_suffix(".png"), buf.getvalue())
     record = {"id": job.image_id, "bbox": scene.bbox, "parts": scene.parts, "info": scene.info.as_row()}
-    cub.atomic_write_text(root / WORK / f"{job.image_id}.json", json.dumps(record))
+    atomic_write_text(root / WORK / f"{job.image_id}.json", json.dumps(record))
     return record
 
 
@@ -157,7 +158,7 @@ def synthesise(
     jobs = plan(settings)
     _check_destination(out, settings)
     out.mkdir(parents=True, exist_ok=True)
-    cub.atomic_write_text(
+    atomic_write_text(
         out / cub.DATASET_INFO,
         json.dumps({"source": "synthetic", "settings": settings.as_json(), "complete": False}, indent=2),
     )
@@ -220,8 +221,8 @@ def _write_index(out: Path, jobs: Sequence[Job], settings: Settings) -> None:
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    cub.atomic_write_text(out / ATTRIBUTES, buf.getvalue())
-    cub.atomic_write_text(
+    atomic_write_text(out / ATTRIBUTES, buf.getvalue())
+    atomic_write_text(
         out / cub.DATASET_INFO,
         json.dumps(
             {

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import torch
+
+
+@dataclass(frozen=True)
+class ExamplesParams:
+    k: int = 3  # neighbours shown
+    space: str = "penultimate features"  # what is compared (recorded, not a choice yet)
+    distance: str = "euclidean"
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
 
 
 def nearest(

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from pipeline.data.cub import atomic_write_bytes
 from pipeline.errors import PipelineError
+from pipeline.io import atomic_write_bytes
 from pipeline.models.architectures import Classifier, build
 
 FORMAT = "fieldmark-classifier/1"

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 
 from pipeline import provenance
-from pipeline.data.cub import Dataset, ImageRecord, atomic_write_bytes, atomic_write_text, dataset_hash, read_dataset
+from pipeline.data.cub import Dataset, ImageRecord, dataset_hash, read_dataset
 from pipeline.devices import resolve_device
 from pipeline.errors import PipelineError
+from pipeline.io import atomic_write_bytes, atomic_write_text
 from pipeline.models import checkpoint
 from pipeline.models.architectures import ARCHS, LAST_CONV_LAYER, PENULTIMATE_LAYER, build
 from pipeline.models.evaluation import summary

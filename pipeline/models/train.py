@@ -110,3 +110,16 @@ def predict_probs(
         out.append(torch.softmax(model(x).float(), 1).cpu())
     model.train(was_training)
     return torch.cat(out).double().numpy() if out else np.zeros((0, model.head.out_features))
+
+
+@torch.no_grad()
+def features_and_logits(
+    model: Classifier, images: torch.Tensor, transform: dict[str, Any], device: torch.device, batch_size: int = 128
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Penultimate features (N×D) and logits (N×classes) of uint8 images, on the CPU."""
+    feats, logits = [], []
+    for i in range(0, len(images), batch_size):
+        f = model.features(normalise(images[i : i + batch_size].to(device), transform))
+        feats.append(f.cpu())
+        logits.append(model.head(f).cpu())
+    return torch.cat(feats), torch.cat(logits)

@@ -16,11 +16,11 @@ import numpy as np
 from PIL import Image
 
 from app.assets.manifest import SagGraph
-from pipeline.data.cub import atomic_write_text
+from pipeline.io import atomic_write_text
 from pipeline.render import concepts
 from pipeline.render import sag as draw
 
-VERSIONS = {"sag": 3, "xnn": 2}  # bump a method's number when its participants' drawing changes
+VERSIONS = {"sag": 4, "xnn": 2}  # bump a method's number when its participants' drawing changes
 STATE = "render.json"
 
 

@@ -166,7 +166,7 @@ def _png_b64(img: Image.Image) -> str:
 GREEN = "#1a7f64"
 RED = "#d7263d"
 TRACK = "#e4e7ea"
-WIDE, NARROW = 516, 360  # design widths in CSS px: drawn 1:1 beside the picture / on a 390 px phone
+WIDE, NARROW = 516, 240  # design widths in CSS px: at most, beside the picture / scaled to a phone or a column
 
 
 def shown_percent(c: float) -> str:
@@ -283,8 +283,9 @@ def diagram_svg(g: SagGraph, image: np.ndarray, narrow: bool = False) -> str:
     height = _narrow(svg, bs) if narrow else _wide(svg, bs)
     if any(n.confidence > 1 for b in bs for n in [b.root, *(k for k, _ in b.children)]):
         height += 8
-        svg.text(0, height + 14, "100%+: more sure than on the whole picture", 13, MUTED)
-        height += 22
+        svg.text(0, height + 14, "100%+: even more sure than", 13, MUTED)
+        svg.text(0, height + 31, "on the whole picture", 13, MUTED)
+        height += 39
     width = NARROW if narrow else _wide_width(len(bs))
     roots = len(bs)
     head = [
@@ -335,30 +336,34 @@ def _wide(svg: _Svg, bs: list[Branch]) -> float:
 
 
 def _narrow(svg: _Svg, bs: list[Branch]) -> float:
-    """One root per block: its picture and share side by side, its children in a row beneath."""
-    view, gap = 150.0, 10.0
+    """One root per block: its picture across the width, its share, its children three in a row.
+
+    Designed at 240 px: a page scales it up to a phone's width (about 1.5×) and shows it nearly
+    1:1 in a narrow desktop column (the counterfactual task's), where its smallest text stays 12 px.
+    """
+    gap = 8.0
     y = 0.0
     for k, b in enumerate(bs):
         if k:
             svg.parts.append(f'<line x1="0" y1="{y - 12:.1f}" x2="{NARROW}" y2="{y - 12:.1f}" stroke="{TRACK}"/>')
-        svg.view(0, y, view, b.root.patches, None)
-        tx = view + 14
-        svg.text(tx, y + 22, "Only these squares:" if b.root.patches else "Every square hidden:", 15, INK)
-        svg.share(tx, y + 56, NARROW - tx, b.root.confidence, 28)
-        svg.text(tx, y + 92, "of the model's", 14, MUTED)
-        svg.text(tx, y + 110, "confidence", 14, MUTED)
-        y += view + 24
+        svg.view(0, y, NARROW, b.root.patches, None)
+        y += NARROW + 24
+        svg.share(0, y, NARROW, b.root.confidence, 22)
+        if not b.root.patches:
+            y += 32
+            svg.text(0, y, "with every square hidden", 13, MUTED)
         if b.children:
-            svg.text(0, y, "Hide one square:", 15, MUTED)
+            y += 34
+            svg.text(0, y, "Hide one square:", 13, MUTED)
             y += 8
             cw = (NARROW - 2 * gap) / 3
             for j, (child, hidden) in enumerate(b.children):
-                cx, cy = (j % 3) * (cw + gap), y + (j // 3) * (cw + 40)
+                cx, cy = (j % 3) * (cw + gap), y + (j // 3) * (cw + 34)
                 svg.view(cx, cy, cw, child.patches, hidden)
-                svg.share(cx, cy + cw + 19, cw, child.confidence, 17)
-            y += ((len(b.children) + 2) // 3) * (cw + 40)
-        y += 24
-    return y - 24
+                svg.share(cx, cy + cw + 17, cw, child.confidence, 14)
+            y += ((len(b.children) + 2) // 3) * (cw + 34) - 8
+        y += 36
+    return y - 26
 
 
 def diagram_png(g: SagGraph, image: np.ndarray, class_name: str) -> Image.Image:

@@ -26,8 +26,7 @@ PG = os.environ.get("FIELDMARK_TEST_DATABASE_URL")
 CHEAP = {
     "igospp": {"iterations": 2, "steps": 2},
     "sag": {"order_iterations": 1, "order_steps": 2, "max_roots": 3, "patience": 1, "questions": 4},
-    "xnn": {"epochs": 3, "pretrain_epochs": 1, "max_rounds": 1},
-    "xnn-heatmap": {"iterations": 2, "steps": 2},
+    "xnn": {"epochs": 3, "pretrain_epochs": 1, "max_rounds": 1, "heatmap": {"iterations": 2, "steps": 2}},
 }
 
 
@@ -61,7 +60,7 @@ def build_demo_run(root: Path) -> Path:
             out=run,
             methods=["igospp", "sag", "xnn", "examples"],
             images=right + wrong,
-            overrides=CHEAP,
+            params=CHEAP,
             protocols=("igos",),
             device="cpu",
             explain_true=False,

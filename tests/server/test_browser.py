@@ -252,7 +252,7 @@ def test_without_javascript_the_pictures_show_and_the_answer_posts(
         while page.locator("main").get_attribute("data-page") != "trials":
             answer(page, page.locator("main").get_attribute("data-page") or "", set())
         assert page.locator(".trial").evaluate("el => getComputedStyle(el).visibility") == "visible"
-        assert page.locator(".trial img").count() == 4  # the gull, the heatmap, A and B
+        assert page.locator(".trial img").count() == 5  # the gull, the heatmap (over its original), A and B
         answer(page, "trials", set())
         assert page.locator("main").get_attribute("data-page") == "feedback"
     finally:

@@ -10,6 +10,9 @@ from app.bots import run_bots
 from app.settings import Settings, get_settings
 from app.studies.loader import LoadedStudy
 from fieldmark.cli import run
+from tests.server.conftest import REPO, SECRET
+
+REPO_STUDIES = REPO / "studies"
 
 
 @pytest.fixture
@@ -103,41 +106,56 @@ def test_study_check_refuses_pictures_taught_elsewhere_unless_declared(
 ) -> None:
     shipped = sorted(env.studies_dir.glob("*.yaml"))
     assert run(["study", "check", *map(str, shipped)]) == 0
-    out = capsys.readouterr().err
-    assert "seagull-learning shows labelled" in out and "declared in shares_stimuli_with" in out
-    # the same study without its declaration: the overlap with the studies folder is an error
+    assert "shows labelled" not in capsys.readouterr().err  # the shipped studies avoid each other's pictures
+    # the same study without avoiding them: the overlap with the studies folder is an error
     text = (env.studies_dir / "seagull-agreement.yaml").read_text()
-    assert "shares_stimuli_with: [seagull-learning]\n" in text
+    assert "avoid_stimuli_of: [seagull-learning]\n" in text
     bare = tmp_path / "agreement.yaml"
-    bare.write_text(text.replace("shares_stimuli_with: [seagull-learning]\n", ""))
+    bare.write_text(text.replace("avoid_stimuli_of: [seagull-learning]\n", ""))
     assert run(["study", "check", str(bare)]) == 2
     err = capsys.readouterr().err
-    assert "study 'seagull-learning' shows labelled" in err and "shares_stimuli_with: [seagull-learning]" in err
-    # a declaration that no longer holds is noted, not refused
-    bare.write_text(text.replace("[seagull-learning]", "[seagull-learning, nobody]"))
+    assert "study 'seagull-learning' shows labelled" in err and "avoid_stimuli_of: [seagull-learning]" in err
+    # accepted as a choice: a note, not an error
+    bare.write_text(text.replace("avoid_stimuli_of: [seagull-learning]", "shares_stimuli_with: [seagull-learning]"))
     assert run(["study", "check", str(bare)]) == 0
+    assert "declared in shares_stimuli_with" in capsys.readouterr().err
+    # a declaration that no longer holds is noted, not refused
+    bare.write_text(text.replace("avoid_stimuli_of: [seagull-learning]", "shares_stimuli_with: [nobody]"))
+    assert run(["study", "check", str(bare)]) == 2  # (and the overlap is back)
     assert "shares_stimuli_with names 'nobody', which teaches none of its pictures" in capsys.readouterr().err
 
 
-def test_taught_and_tested_pictures(studies: dict[str, LoadedStudy]) -> None:
+def test_taught_and_tested_pictures(studies: dict[str, LoadedStudy], tmp_path: Path, assets_dir: Path) -> None:
+    from app.errors import StudyError
+    from app.studies.loader import load_all, load_study
     from app.studies.overlap import overlaps, taught, tested
 
     learning, agreement = studies["seagull-learning"], studies["seagull-agreement"]
     learn = {it.image_id for s in learning.items["learn"] for it in s}
     assert learn <= taught(learning) and not learn & tested(learning)  # feedback names the species
     assert tested(learning) == {it.image_id for s in learning.items["test"] for it in s}
-    neighbours = {
-        n.image_id
-        for s in agreement.items["verify"]
-        for it in s
-        for n in agreement.entries[it.image_id].explanations[3].neighbours
-    }
+    verify = [it for s in agreement.items["verify"] for it in s]
+    neighbours = {n.image_id for it in verify for n in agreement.entries[it.image_id].explanations[3].neighbours}
     assert neighbours & taught(agreement)  # nearest examples are labelled
-    counterfactual = studies["sag-counterfactual"]
-    assert not taught(counterfactual)  # its feedback names confidences, not species
-    found = {(o.teacher, o.tester): o for o in overlaps(list(studies.values()))}
-    o = found[("seagull-learning", "seagull-agreement")]
-    assert o.declared and set(o.images) == taught(learning) & tested(agreement)
+    assert not taught(studies["sag-counterfactual"])  # its feedback names confidences, not species
+    assert overlaps(list(studies.values())) == []  # the shipped studies avoid each other's pictures
+    # without avoiding them, the same study draws pictures seagull-learning teaches
+    path = tmp_path / "agreement.yaml"
+    path.write_text(agreement.source.replace("avoid_stimuli_of: [seagull-learning]\n", ""))
+    plain = load_study(path, assets_dir, SECRET)
+    [o] = [o for o in overlaps([learning, plain]) if o.tester == plain.id]
+    assert o.teacher == learning.id and not o.declared and set(o.images) == taught(learning) & tested(plain)
+    # avoiding needs the other study loaded first, and two studies cannot avoid each other
+    with pytest.raises(StudyError, match="is not loaded with this one"):
+        load_study(REPO_STUDIES / "seagull-agreement.yaml", assets_dir, SECRET)
+    both = tmp_path / "both"
+    both.mkdir()
+    (both / "a.yaml").write_text(agreement.source)
+    (both / "l.yaml").write_text(
+        learning.source.replace("recruitment:", "avoid_stimuli_of: [seagull-agreement]\nrecruitment:")
+    )
+    with pytest.raises(StudyError, match="is not loaded with this one"):
+        load_all(both, assets_dir, SECRET)
 
 
 def test_serve_refuses_other_addresses_with_the_development_secret(

@@ -34,7 +34,8 @@ def test_a_participant_completes_seagull_learning_by_clicking(
     from playwright.sync_api import expect, sync_playwright
 
     study = studies["seagull-learning"]
-    run_bots(study, 1, "random", None, 9, settings, studies)  # takes the first condition ("none")
+    # a stand-in for a first real participant: it takes the first condition ("none")
+    run_bots(study, 1, "random", None, 9, settings, studies, as_bots=False)
     ARTIFACTS.mkdir(exist_ok=True)
     with local_server(settings, studies) as base, sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -115,7 +116,9 @@ def test_a_researcher_monitors_analyses_and_downloads(
         expect(page.get_by_role("heading", name="Studies")).to_be_visible()
         page.get_by_role("link", name=study.spec.title).click()
         expect(page.get_by_role("heading", name="Live monitor")).to_be_visible()
-        bots = threading.Thread(target=run_bots, args=(study, 4, "always-agree", base, 21, settings, studies))
+        bots = threading.Thread(  # stand-ins for real participants: the monitor counts real ones only
+            target=run_bots, args=(study, 4, "always-agree", base, 21, settings, studies), kwargs={"as_bots": False}
+        )
         bots.start()  # the monitor refreshes itself while they take the study
         expect(page.locator("#monitor")).to_contain_text("prediction", timeout=20_000)
         bots.join(timeout=120)

@@ -4,6 +4,7 @@ import random
 import re
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.bots import Bot, PageParser
@@ -49,7 +50,7 @@ def test_sag_is_a_file_of_its_own_with_a_key(client: TestClient, studies: dict[s
     phone = re.search(r'<source media="\(max-width: 600px\)" srcset="(/asset/[^"]+)">', part)
     assert desktop and phone and "Green: squares" in part and "Red: one of them" in part
     assert "96%" in desktop.group(2)  # the alt text gives the shares the diagram prints
-    for url, widest in ((desktop.group(1), 516), (phone.group(1), 360)):
+    for url, widest in ((desktop.group(1), 516), (phone.group(1), 240)):
         r = client.get(url)
         assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
         width = re.search(r'<svg [^>]*width="(\d+)"', r.text)
@@ -111,3 +112,25 @@ def test_every_trial_of_every_condition_links_the_species_guide(
     tests = [p for p in learning if '<p class="trial-count">Test:' in p]  # the test block: on one's own
     assert tests and not any("guide-link" in p for p in tests)
     assert all("guide-link" in p for p in learning if p not in tests)
+
+
+def test_a_run_drawn_before_the_phone_diagram_says_how_to_update(tmp_path: Path) -> None:
+    import json
+
+    from app.errors import StudyError
+    from app.studies.loader import load_study
+    from tests.factory import build_run
+
+    assets = build_run(tmp_path / "assets")
+    path = assets / "demo" / "manifest.json"
+    doc = json.loads(path.read_text())
+    for image in doc["images"]:
+        for e in image["explanations"]:
+            e.pop("diagram_phone", None)
+    path.write_text(json.dumps(doc))
+    study = Path(__file__).resolve().parents[2] / "studies" / "seagull-learning.yaml"
+    with pytest.raises(
+        StudyError,
+        match=r"sag\.diagram_phone: Field required and \d+ more\); .*running 'fieldmark explain' on it again",
+    ):
+        load_study(study, assets, "s" * 48)

@@ -8,6 +8,7 @@ checking that none was a 5xx and that the server logged no traceback.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import subprocess
@@ -21,7 +22,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from app.bots import Bot, ServerProcess, run_bots, start_server, stop_server
+from app.bots import Bot, BotResult, PageParser, ServerProcess, run_bots, start_server, stop_server
 from app.db import make_engine, session_factory, transaction
 from app.migrate import upgrade
 from app.services.accounts import add_researcher
@@ -331,6 +332,63 @@ def test_oversized_bodies_and_path_traversal_are_refused(live: Live) -> None:
         for path in ("/asset/..%2F..%2Fapp%2Fsettings.py", "/static/..%2Fapp%2Fsettings.py", "/static/../README.md"):
             r = b.get(path)
             assert r.status_code == 404 and "DEV_SECRET" not in r.text, path
+
+
+# -- the answer key and the clocks (issue 12's integrity cases) --------------------------------------
+def test_the_counterfactual_answer_is_not_always_image_a(live: Live, studies: dict[str, LoadedStudy]) -> None:
+    study = studies["sag-counterfactual"]
+    for k in range(3):
+        with live.browser() as b:
+            bot = Bot(b, study, "oracle", random.Random(k))
+            query = f"PROLIFIC_PID=sideS{k}&STUDY_ID=st&SESSION_ID=s{k}"
+            result = bot.run(f"{live.server.url}/s/sag-counterfactual?{query}")
+            # an oracle reads A and B off the page: always right only if page, key and score agree
+            assert result.status == "completed" and result.correct == result.answered > 0, result
+    rows = live.sql(
+        'SELECT p.external_pid, r.step_id, r.answer, r.correct, r."values" FROM responses r '
+        "JOIN participants p ON p.id = r.participant_id "
+        "WHERE p.external_pid LIKE 'sideS%' AND r.task = 'counterfactual'"
+    )
+    sides: dict[tuple[object, object], list[str]] = {}
+    for pid, block, answer, correct, values in rows:
+        v = values if isinstance(values, dict) else json.loads(str(values))
+        assert answer == v["answer_side"] and correct
+        sides.setdefault((pid, block), []).append(v["answer_side"])
+    assert {side for got in sides.values() for side in got} == {"a", "b"}
+    assert all(abs(got.count("a") - got.count("b")) <= 1 for got in sides.values()), sides
+
+
+def _to_next_trial(b: httpx.Client, study: LoadedStudy, code: str) -> dict[str, str]:
+    """Answer the pages before the next trial as a bot would; the trial's form, filled in."""
+    bot = Bot(b, study, "random", random.Random(1))
+    for _ in range(20):
+        page = PageParser()
+        page.feed(b.get(f"/p/{code}").text)
+        form = next(f for f in page.forms if f.action.startswith("/p/"))
+        data = bot.fill(page, form, BotResult())
+        if page.task:
+            return {k: v for k, v in data.items() if isinstance(v, str)}
+        assert b.post(f"/p/{code}", data=data).status_code == 303
+    raise AssertionError("no trial")
+
+
+def test_impossible_client_timings_are_not_stored(live: Live, studies: dict[str, LoadedStudy]) -> None:
+    study = studies["seagull-agreement"]
+    with live.browser() as b:
+        code = join(b, "seagull-agreement", "clockC")
+        for onset, response in (("90000", "1000"), ("0", "1e10"), ("nan", "5"), ("-1", "20")):
+            data = _to_next_trial(b, study, code)
+            data |= {"onset_ms": onset, "response_ms": response}
+            assert b.post(f"/p/{code}", data=data).status_code == 303, (onset, response)
+    rows = live.sql(
+        'SELECT r.rt_ms, r.onset_ms, r.server_rt_ms, r."values" FROM responses r JOIN participants p '
+        "ON p.id = r.participant_id WHERE p.external_pid = 'clockC' AND r.task IS NOT NULL ORDER BY r.page"
+    )
+    assert len(rows) == 4
+    for rt, onset, server_rt, values in rows:
+        v = values if isinstance(values, dict) else json.loads(str(values))
+        assert rt is None and onset is None and v["timing_discarded"]
+        assert server_rt is not None and 0 <= float(server_rt) < 600_000  # type: ignore[arg-type]
 
 
 # -- accounts (late: their failures lock this shared address for a minute) -----------------------

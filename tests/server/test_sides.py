@@ -86,7 +86,7 @@ def test_the_side_is_served_scored_and_exported(
     assert all(r.status == "completed" and r.correct == r.answered == 11 for r in results), results
     app = create_app(settings, studies)
     with app.state.sessions() as s:
-        export(s, study, tmp_path, settings.secret_key)
+        export(s, study, tmp_path, settings.secret_key, all_origins=True)  # the bots
     app.state.engine.dispose()
     trials = pd.read_csv(tmp_path / "trials.csv")
     assert set(trials["answer_side"]) == {"a", "b"}

@@ -1,8 +1,8 @@
 """The XNN stage of `fieldmark explain --methods xnn`: learn concepts, explain images with them.
 
-1. Penultimate features and every class's logit for the training and test splits (cached in
-   the run); one SRAE per class trained on the training split, cached by a hash of the
-   features and the parameters.
+1. Penultimate features and every class's logit for the training and test splits (the run's
+   shared feature cache); one SRAE per class trained on the training split, cached by a hash
+   of the features and the parameters.
 2. Faithfulness on the test split: RMSE of each rebuilt logit, and accuracy when every logit is
    replaced by its XNN's output.
 3. Per image (predicted class, and the true class when the model is wrong): contributions,
@@ -20,72 +20,55 @@ import io
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.data.cub import Dataset, ImageRecord, atomic_write_bytes
+from pipeline.data.cub import ImageRecord
+from pipeline.explain import parts
+from pipeline.explain.features import split_features
+from pipeline.explain.registry import Method
+from pipeline.explain.work import Bar, Work
+from pipeline.io import atomic_write_bytes
 from pipeline.methods.common import blurred_baseline
 from pipeline.methods.igos import IgosParams, igos
 from pipeline.methods.xnn import SRAE, ConceptScore, XnnParams, faithfulness, significant, train_xnns
-from pipeline.metrics.localisation import energy
 from pipeline.models.images import load_uint8, normalise
+from pipeline.models.train import features_and_logits
 from pipeline.render import concepts as draw
 from pipeline.render.heatmap import overlay
-
-if TYPE_CHECKING:
-    from pipeline.explain import Run
 
 HEATMAP_METHOD = "I-GOS on the concept's activation z_j, relative to z_j on the image (combined network)"
 
 
-@torch.no_grad()
-def features_and_logits(
-    model: torch.nn.Module, uint8: torch.Tensor, transform: dict[str, Any], device: torch.device, batch: int = 128
-) -> tuple[torch.Tensor, torch.Tensor]:
-    feats, logits = [], []
-    for i in range(0, len(uint8), batch):
-        f = model.features(normalise(uint8[i : i + batch].to(device), transform))  # type: ignore[operator]
-        feats.append(f.cpu())
-        logits.append(model.head(f).cpu())  # type: ignore[operator]
-    return torch.cat(feats), torch.cat(logits)
+def count(w: Work, method: Method) -> int:
+    return 0  # XNN reports its own phases (training, concept maps, galleries)
+
+
+def run(w: Work, method: Method, params: XnnParams, bar: Bar) -> None:
+    heatmap = w.nested(method, "heatmap")
+    assert isinstance(heatmap, IgosParams)
+    stage = XnnStage(w, method.name, params, heatmap)
+    progress = bar.phase("xnn: training concepts")
+    if progress:
+        progress(0, len(w.lm.class_ids))
+    xnns, meta, train_x = stage.train()
+    targets = [w.targets(r, method) for r in w.recs]
+    stage.explain_images(xnns, w.recs, w.uint8, targets, bar.phase("xnn: concept maps"))
+    stage.report(xnns, meta, train_x, bar.phase("xnn: concept galleries"))
 
 
 class XnnStage:
-    def __init__(
-        self,
-        run: Run,
-        ds: Dataset,
-        model: torch.nn.Module,
-        class_ids: list[int],
-        transform: dict[str, Any],
-        device: torch.device,
-        params: XnnParams,
-        heatmap: IgosParams,
-        batch: int,
-    ) -> None:
-        self.run, self.ds, self.model, self.class_ids = run, ds, model, class_ids
-        self.transform, self.device, self.p, self.heatmap, self.batch = transform, device, params, heatmap, batch
-        self.index = {c: i for i, c in enumerate(class_ids)}
-        self.dir = run.root / "xnn"
+    def __init__(self, w: Work, name: str, params: XnnParams, heatmap: IgosParams) -> None:
+        self.w, self.name, self.run, self.ds, self.model = w, name, w.run, w.ds, w.model
+        self.class_ids, self.transform, self.device = w.lm.class_ids, w.transform, w.device
+        self.p, self.heatmap, self.batch = params, heatmap, w.cfg.batch
+        self.index = w.index
+        self.dir = w.run.root / "xnn"
 
     # -- 1. features and training -------------------------------------------------------------
-    def _split(self, which: str) -> tuple[list[ImageRecord], torch.Tensor, torch.Tensor]:
-        recs = self.ds.split(which)
-        cache = self.dir / f"{which}_features.npz"
-        if cache.is_file():
-            z = np.load(cache)
-            if z["ids"].tolist() == [r.id for r in recs]:
-                return recs, torch.from_numpy(z["features"]), torch.from_numpy(z["logits"])
-        uint8 = load_uint8([self.ds.image_path(r) for r in recs], self.transform)
-        feats, logits = features_and_logits(self.model, uint8, self.transform, self.device)
-        buf = io.BytesIO()
-        np.savez(buf, ids=np.array([r.id for r in recs]), features=feats.numpy(), logits=logits.numpy())
-        atomic_write_bytes(cache, buf.getvalue())
-        return recs, feats, logits
-
     def train(self) -> tuple[list[SRAE], list[dict[str, Any]], torch.Tensor]:
         """One SRAE per class, from cache when the features and parameters are unchanged (frozen)."""
         models, meta, x = self._train()
@@ -94,7 +77,7 @@ class XnnStage:
         return models, meta, x
 
     def _train(self) -> tuple[list[SRAE], list[dict[str, Any]], torch.Tensor]:
-        _, x, logits = self._split("train")
+        _, x, logits = split_features(self.w, "train")
         key = hashlib.sha256(
             x.numpy().tobytes() + logits.numpy().tobytes() + json.dumps(self.p.training_dict(), sort_keys=True).encode()
         ).hexdigest()[:16]
@@ -143,7 +126,7 @@ class XnnStage:
             cls = torch.tensor([c for _, c, _ in chunk])
             unit = torch.tensor([u for _, _, u in chunk])
             with torch.no_grad():
-                feats = self.model.features(x)  # type: ignore[operator]
+                feats = self.model.features(x)
                 ref = torch.stack([xnns[c].encode(feats[i : i + 1])[0, u] for i, (_, c, u) in enumerate(chunk)])
             score = ConceptScore(self.model, xnns, cls, unit, ref)
             masks = igos(score, x, blurred_baseline(pics, self.transform), self.heatmap)
@@ -163,7 +146,6 @@ class XnnStage:
         recs: list[ImageRecord],
         uint8: torch.Tensor,
         targets: list[list[tuple[str, int]]],
-        class_names: list[str],
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
         with torch.no_grad():
@@ -172,7 +154,7 @@ class XnnStage:
         jobs: list[tuple[int, int, int]] = []
         for row, (rec, tlist) in enumerate(zip(recs, targets, strict=True)):
             for target, cls in tlist:
-                if self.run.record("xnn", rec.id, target).is_file():
+                if self.run.record(self.name, rec.id, target).is_file():
                     continue
                 c = self.index[cls]
                 with torch.no_grad():
@@ -186,7 +168,7 @@ class XnnStage:
         seconds = (time.perf_counter() - t0) / max(1, len(plans))
         for row, rec, target, cls, c, z, rebuilt, contrib, sig, first in plans:
             image = uint8[row].permute(1, 2, 0).numpy()
-            stem = self.run.stem("xnn", rec.id, target)
+            stem = self.run.stem(self.name, rec.id, target)
             items, significant_maps = [], []
             for k, j in enumerate(sig):
                 rel = f"{stem}/concept-{j + 1}"
@@ -206,10 +188,10 @@ class XnnStage:
             text = draw.summary([j + 1 for j in sig])
             self.run.write_png(f"{stem}/card.png", draw.card(Image.fromarray(image), items, text))
             self.run.write_json(
-                self.run.record("xnn", rec.id, target),
+                self.run.record(self.name, rec.id, target),
                 {
                     "kind": "concepts",
-                    "method": "xnn",
+                    "method": self.name,
                     "target": target,
                     "target_class": cls,
                     "logit": round(float(logits[row, c]), 5),
@@ -235,7 +217,7 @@ class XnnStage:
             saved: dict[str, Any] = json.loads(path.read_text())
             if saved.get("params") == self.p.as_dict() and saved.get("heatmap_params") == self.heatmap.as_dict():
                 return saved
-        test_recs, test_x, test_logits = self._split("test")
+        test_recs, test_x, test_logits = split_features(self.w, "test")
         labels = torch.tensor([self.index[r.class_id] for r in test_recs])
         f = faithfulness(xnns, test_x, test_logits, labels) if len(test_recs) else None
         train_recs = self.ds.split("train")
@@ -277,7 +259,9 @@ class XnnStage:
                         }
                     )
                     strips.append(Image.open(self.run.root / f"{rel}.png"))
-                    shares.append(self._part_shares(rec, sal))
+                    shares.append(
+                        parts.part_shares(self.ds, rec, parts.at_image_size(torch.from_numpy(sal), image.shape[0]))
+                    )
                 if strips:
                     self.run.write_png(
                         f"xnn/gallery/{cid}/concept-{j + 1}.png",
@@ -318,20 +302,6 @@ class XnnStage:
         }
         self.run.write_json(path, doc)
         return doc
-
-    def _part_shares(self, rec: ImageRecord, sal: np.ndarray) -> dict[str, float]:
-        """Share of the heatmap's mass on each segmented part (empty without a segmentation or mass)."""
-        seg_path = self.ds.segmentation_path(rec)
-        if seg_path is None or not seg_path.is_file():
-            return {}
-        with Image.open(seg_path) as im:
-            seg = np.asarray(im.resize((224, 224), Image.Resampling.NEAREST))
-        full = torch.nn.functional.interpolate(
-            torch.from_numpy(sal)[None, None].clamp(min=0), size=(224, 224), mode="bilinear", align_corners=True
-        )[0, 0].numpy()
-        if full.sum() <= 0:  # a heatmap with no mass says nothing about where the concept lives
-            return {}
-        return {name: round(energy(full, seg == v), 4) for v, name in enumerate(self.ds.segmentation_labels)}
 
 
 def _mean_shares(shares: list[dict[str, float]]) -> dict[str, float]:
