@@ -7,6 +7,7 @@ code in one place (`app.web.STATUS`) and shows the message under the error's tit
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 
 class AppError(Exception):
@@ -66,3 +67,21 @@ class StudyError(AppError):
         self.problems = problems
         head = f"{path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}"
         super().__init__(head + "\n" + "\n".join(f"  {p}" for p in problems))
+
+
+class NotTaking(Unavailable):
+    """The study takes no new participants now: paused, closed, or every place is taken."""
+
+    WORDS: ClassVar[dict[str, tuple[str, str]]] = {  # reason -> (title, message), as a participant reads them
+        "paused": (
+            "This study is paused",
+            "It is not taking new participants at the moment. Please try again later.",
+        ),
+        "closed": ("This study has closed", "It has finished collecting answers and is not taking new participants."),
+        "full": ("This study is full", "Every place has been taken, so it is not taking new participants."),
+    }
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        title, message = self.WORDS[reason]
+        super().__init__(message, title=title)

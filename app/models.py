@@ -51,6 +51,12 @@ class Study(Base):
     title: Mapped[str] = mapped_column(String(300))
     assign_lock: Mapped[int] = mapped_column(Integer, default=0)  # bumped to serialise assignments
     loaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Operations (app/services/recruitment.py): whether new participants may start, and the limits
+    # set on the dashboard (None: the study file's recruitment section applies).
+    state: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    state_changed_at: Mapped[dt.datetime | None]
+    cap: Mapped[int | None]
+    quotas: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class StudySnapshot(Base):
@@ -72,6 +78,7 @@ class Participant(Base):
     code: Mapped[str] = mapped_column(String(40), unique=True)  # the secret in the participant's link
     study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
     study_hash: Mapped[str] = mapped_column(String(64))
+    manifest_hash: Mapped[str | None] = mapped_column(String(64))  # the asset run's manifest they were shown
     condition: Mapped[str | None] = mapped_column(String(64))
     item_set: Mapped[int | None]
     seed: Mapped[int]

@@ -56,6 +56,12 @@ PARTICIPANT = (
     Recorded("origin", "string", ORIGIN_MEANING, ", ".join(ORIGINS), sql=Participant.origin),
     Recorded("item_set", "integer", "which of the blocks' item sets they saw (Latin square)", sql=Participant.item_set),
     Recorded(
+        "manifest_sha256",
+        "string",
+        "SHA-256 of the asset run's manifest they were shown (snapshot.json holds the manifest); empty if not recorded",
+        sql=Participant.manifest_hash,
+    ),
+    Recorded(
         "device_class",
         "string",
         "the device they consented on (pointer and screen; the user agent without JavaScript)",
@@ -91,6 +97,24 @@ RAW_IDS = (
     Recorded("prolific_session_id", "string", "raw SESSION_ID (only with --raw-ids)", sql=Participant.external_session),
 )
 
+# prolific-ids.csv: the raw ids, for approving, rejecting and paying bonuses on Prolific; the
+# pseudonym links them to the other files. Personal data: only on the dashboard, each download logged.
+PROLIFIC_IDS = (
+    Recorded("participant", "string", "pseudonym, as in trials.csv and participants.csv"),
+    Recorded("prolific_pid", "string", "raw PROLIFIC_PID"),
+    Recorded("prolific_study_id", "string", "raw STUDY_ID"),
+    Recorded("prolific_session_id", "string", "raw SESSION_ID"),
+    Recorded(
+        "status",
+        "string",
+        "where the participant is, or ended (abandoned: idle past the study's timeout)",
+        "started, active, completed, abandoned, screened_out, declined",
+    ),
+    Recorded("completion_code", "string", "the Prolific code the study gave them; empty if none yet"),
+    Recorded("started_at", "datetime", "when they arrived (UTC)"),
+    Recorded("completed_at", "datetime", "when they finished (UTC)"),
+)
+
 
 def trial_columns(study: LoadedStudy) -> list[Recorded]:
     return [*TRIAL_CONTEXT, *trial_fields(study), *FLAGS]
@@ -121,11 +145,17 @@ def codebook(study: LoadedStudy, raw_ids: bool) -> dict[str, Any]:
         "study": study.id,
         "version": study.spec.version,
         "study_hash": study.content_hash,
+        "assets": {
+            "run": study.spec.assets,
+            "manifest_sha256": study.manifest_hash,
+            "model_hash": study.manifest.provenance.model_hash,
+        },
         "ids": ids_note,
         "preregistration": study.spec.preregistration,
         "trials.csv": [c.entry() for c in trial_columns(study)],
         "participants.csv": [c.entry() for c in participant_columns(study, raw_ids)],
         "classes.csv": [c.entry() for c in CLASSES],
+        "prolific-ids.csv": [c.entry() for c in PROLIFIC_IDS],
         "cells": "every CSV cell that would start with =, +, -, @, a tab or a carriage return is written with a "
         "leading apostrophe, so that a spreadsheet shows it as text instead of running it as a formula",
         "analysis_formula_r": ANALYSIS_FORMULA_R,
@@ -145,12 +175,15 @@ def codebook_markdown(doc: dict[str, Any]) -> str:
         "",
         f"Study file hash: `{doc['study_hash']}` (the exact file is `study.yaml`).",
         "",
+        f"Asset run `{doc['assets']['run']}`: manifest SHA-256 `{doc['assets']['manifest_sha256']}`, model "
+        f"`{doc['assets']['model_hash']}` (the whole manifest is in `snapshot.json`).",
+        "",
         f"Ids: {doc['ids']}.",
         "",
     ]
     if doc.get("preregistration"):
         lines += [f"Preregistration: {doc['preregistration']}", ""]
-    for table in ("trials.csv", "participants.csv", "classes.csv"):
+    for table in ("trials.csv", "participants.csv", "classes.csv", "prolific-ids.csv"):
         lines += [f"## {table}", "", "| column | type | meaning | values |", "|---|---|---|---|"]
         lines += [f"| `{c['name']}` | {c['type']} | {c['meaning']} | {c['values']} |" for c in doc[table]]
         lines.append("")

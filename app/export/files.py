@@ -1,4 +1,5 @@
-"""Exports: trials.csv, participants.csv, codebook (md and json), and the exact study file.
+"""Exports: trials.csv, participants.csv, codebook (md and json), the exact study file, and the
+snapshot of what was shown (the asset manifest, the model's hash).
 
 `FILES` lists every export file once: `fieldmark export` writes them all, the dashboard serves
 each. Columns come from app/export/columns.py. Rows stream from the database in batches and
@@ -24,8 +25,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.analysis.rules import answers, attention_failures, flags_for, pseudonym, trial_fields
-from app.export.columns import FLAGS, codebook, codebook_markdown, participant_columns, trial_columns
-from app.models import REAL, Participant, Response, StudySnapshot, aware
+from app.export.columns import FLAGS, PROLIFIC_IDS, codebook, codebook_markdown, participant_columns, trial_columns
+from app.models import REAL, Participant, Response, StudySnapshot, aware, utcnow
+from app.services.monitor import state_of
 from app.steps.registry import trial_row_types
 from app.studies.loader import LoadedStudy
 from app.util import atomic_write
@@ -242,6 +244,50 @@ def stream_participants(
     yield out.take(force=True) or ""
 
 
+def given_code(study: LoadedStudy, status: str) -> str | None:
+    """The Prolific code the study gives a participant who ended so (the pages show the same)."""
+    codes = study.spec.prolific
+    if codes is None:
+        return None
+    return {
+        "completed": codes.completion_code,
+        "screened_out": codes.screen_out_code,
+        "declined": codes.no_consent_code,
+    }.get(status)
+
+
+def stream_prolific_ids(
+    session: Session, study: LoadedStudy, secret: str, now: dt.datetime | None = None
+) -> Iterator[str]:
+    """prolific-ids.csv: every real participant who came with a Prolific id (never pilots or bots)."""
+    now = now or utcnow()
+    timeout = dt.timedelta(minutes=study.spec.assignment.timeout_minutes)
+    out = _Csv()
+    out.row([c.name for c in PROLIFIC_IDS])
+    q = (
+        select(Participant)
+        .where(Participant.study_id == study.id, Participant.origin == REAL, Participant.external_pid.is_not(None))
+        .order_by(Participant.id)
+        .execution_options(yield_per=1000)
+    )
+    for p in session.scalars(q):
+        status = state_of(p, timeout, now)
+        cells = {
+            "participant": pseudonym(secret, study.id, p.external_pid, p.id),
+            "status": status,
+            "completion_code": given_code(study, p.status),
+            "prolific_pid": p.external_pid,
+            "prolific_study_id": p.external_study,
+            "prolific_session_id": p.external_session,
+            "started_at": p.created_at,
+            "completed_at": p.completed_at,
+        }
+        out.row([_cell(cells[c.name]) for c in PROLIFIC_IDS])
+        if (chunk := out.take()) is not None:
+            yield chunk
+    yield out.take(force=True) or ""
+
+
 @dataclass
 class Export:
     """One export's inputs, and what one file leaves for the next."""
@@ -272,6 +318,43 @@ def _study_file(x: Export) -> Iterator[str]:
     yield x.study.source
 
 
+def snapshot(session: Session, study: LoadedStudy, all_origins: bool = False) -> dict[str, Any]:
+    """What participants were shown, in one document: the study file's identity and the asset run's
+    whole manifest (every image, prediction, explanation file and its parameters), with the hashes
+    of the model, the data and the manifest itself; and how many participants saw which manifest
+    (each participant's is in participants.csv), so a run rebuilt mid-study shows up."""
+    m = study.manifest
+    q = select(Participant.manifest_hash, func.count()).where(Participant.study_id == study.id)
+    if not all_origins:
+        q = q.where(Participant.origin == REAL)
+    seen = {h or "not recorded": int(n) for h, n in session.execute(q.group_by(Participant.manifest_hash))}
+    return {
+        "study": {
+            "id": study.id,
+            "version": study.spec.version,
+            "title": study.spec.title,
+            "study_hash": study.content_hash,
+            "file": "study.yaml",
+        },
+        "assets": {
+            "run": study.spec.assets,
+            "run_id": m.run_id,
+            "manifest_sha256": study.manifest_hash,
+            "model_hash": m.provenance.model_hash,
+            "model_arch": m.provenance.model_arch,
+            "data_hash": m.provenance.data_hash,
+            "code_version": m.provenance.code_version,
+            "created": m.provenance.created,
+        },
+        "participants_by_manifest": seen,
+        "manifest": m.model_dump(mode="json"),
+    }
+
+
+def _snapshot(x: Export) -> Iterator[str]:
+    yield json.dumps(snapshot(x.session, x.study, x.all_origins), indent=1)
+
+
 def _classes(x: Export) -> Iterator[str]:
     """The run's classes: the species behind every class id of the other files."""
     out = _Csv()
@@ -294,6 +377,7 @@ FILES: dict[str, ExportFile] = {
     "codebook.json": ExportFile("application/json", _codebook_json),
     "codebook.md": ExportFile("text/markdown", _codebook_md),
     "study.yaml": ExportFile("application/yaml", _study_file),
+    "snapshot.json": ExportFile("application/json", _snapshot),
 }
 
 

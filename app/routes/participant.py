@@ -20,9 +20,9 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from app.errors import Conflict, Forbidden, Invalid, Refused
+from app.errors import Conflict, Forbidden, Invalid, NotTaking, Refused
 from app.models import REAL, Participant
-from app.services import entry
+from app.services import entry, recruitment
 from app.services import participation as svc
 from app.services.entry import Joining, JoinNotes, bot_key
 from app.settings import Settings
@@ -164,9 +164,31 @@ def enter(request: Request, study: StudyDep, session: SessionDep, settings: Sett
         _keep(response, COOKIE + study.id, e.participant.code, settings)
         return response
     assert e.joining is not None
+    if e.joining.origin == REAL:  # pilots and bots are tests: a paused or full study still takes them
+        try:
+            recruitment.admit(session, study, lock=False)  # nothing is stored yet: no lock to take
+        except NotTaking as no:
+            return _turned_away(request, study, no, e.joining.pid, settings)
     response = RedirectResponse(f"/p/{e.joining.code}", status_code=303)
     _keep(response, JOIN + e.joining.code, notes.dump(e.joining), settings, max_age=24 * 3600)
     return response
+
+
+def _turned_away(request: Request, study: LoadedStudy, no: NotTaking, pid: str | None, settings: Settings) -> Response:
+    """The polite page of a study that is paused, closed or full, with Prolific's return code."""
+    prolific = study.spec.prolific
+    code = prolific.return_code if prolific and pid else None
+    url = f"{settings.prolific_url}?{urlencode({'cc': code})}" if code else None
+    return render(
+        request,
+        "closed.html",
+        status=503,
+        study=study.spec,
+        title=no.title,
+        message=str(no),
+        prolific_code=code,
+        prolific_url=url,
+    )
 
 
 def _keep(response: Response, name: str, value: str, settings: Settings, max_age: int = 30 * 24 * 3600) -> None:
@@ -227,6 +249,12 @@ def answer(
         reason = entry.unsuitable(study.spec.device, device) if sent.form.get("choice") == "agree" else None
         if reason is not None:  # nothing stored: they can come back on a suitable device
             return render(request, "device.html", status=403, study=study.spec, reason=reason)
+        agreed = sent.form.get("choice") == "agree"
+        if agreed and visit.joining.origin == REAL and svc.participant_by_code(session, visit.joining.code) is None:
+            try:  # the place is taken now, under the study's lock: the study may have filled meanwhile
+                recruitment.admit(session, study)
+            except NotTaking as no:
+                return _turned_away(request, study, no, visit.joining.pid, settings)
         p = joined = entry.join(session, study, visit.joining)
         if p.cursor == 0 and p.status in ("started", "active"):
             entry.record_device(p, device)

@@ -8,24 +8,27 @@ monitor refreshes itself with htmx polling.
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from app.analysis import report as R
 from app.analysis.inference import METHOD
-from app.errors import Forbidden, NotFound, Unavailable
+from app.errors import Forbidden, NotFound, Refused, Unavailable
 from app.export import files as X
-from app.models import Researcher
-from app.services import accounts, cleanup
+from app.models import Researcher, utcnow
+from app.services import accounts, audit, cleanup, recruitment
 from app.services import participation as svc
-from app.services.monitor import STATES, accuracy_so_far, latest, monitor, participant_detail
+from app.services.monitor import STATES, accuracy_so_far, monitor, participant_detail, people, state_of
+from app.services.review import review
 from app.settings import Settings
 from app.studies.loader import LoadedStudy
 from app.web import ReportsDep, SessionDep, SessionsDep, SettingsDep, StudiesDep, UnitOfWork, render, study_by_id
@@ -161,10 +164,41 @@ def studies_page(request: Request, me: ResearcherDep, session: SessionDep, studi
                 "total": m.total,
                 "completed": completed,
                 "active": active,
+                "state": recruitment.places(session, study).status,
                 "status": "collecting" if active else ("has data" if completed else "no participants yet"),
             }
         )
     return _page(request, "r_studies.html", me, rows=rows)
+
+
+def public_base(request: Request, settings: SettingsDep) -> str:
+    """Where participants reach this server: FIELDMARK_BASE_URL in production, otherwise the
+    address the researcher's own browser used (a development server has no public name)."""
+    return settings.base_url.rstrip("/") if settings.environment == "production" else str(request.base_url).rstrip("/")
+
+
+PROLIFIC_QUERY = "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+
+
+def _operations_context(
+    request: Request, session: SessionDep, settings: SettingsDep, study: LoadedStudy
+) -> dict[str, Any]:
+    link = f"{public_base(request, settings)}/s/{study.id}"
+    return {
+        "places": recruitment.places(session, study),
+        "link": link,
+        "prolific_link": link + PROLIFIC_QUERY,
+        "audit": audit.recent(session, study.id),
+        "describe": audit.describe,
+    }
+
+
+def _people_context(
+    session: SessionDep, study: LoadedStudy, status: str | None, condition: str | None, page: int
+) -> dict[str, Any]:
+    listed = people(session, study, status or None, condition or None, page)
+    conditions = [c.id for c in study.spec.conditions] + ["unassigned"]
+    return {"people": listed, "people_conditions": conditions, "states": STATES, "study": study.spec}
 
 
 def _monitor_context(session: SessionDep, study: LoadedStudy) -> dict[str, Any]:
@@ -174,15 +208,88 @@ def _monitor_context(session: SessionDep, study: LoadedStudy) -> dict[str, Any]:
 
 
 @router.get("/studies/{study_id}")
-def study_page(request: Request, me: ResearcherDep, study: StudyDep, session: SessionDep) -> Response:
+def study_page(
+    request: Request, me: ResearcherDep, study: StudyDep, session: SessionDep, settings: SettingsDep
+) -> Response:
     return _page(
         request,
         "r_study.html",
         me,
-        people=latest(session, study),
         exports=list(X.FILES),
-        **_monitor_context(session, study),
+        **(
+            _people_context(session, study, None, None, 1)
+            | _operations_context(request, session, settings, study)
+            | _monitor_context(session, study)
+        ),
     )
+
+
+@router.post("/studies/{study_id}/state")
+def change_state(me: CsrfDep, study: StudyDep, session: SessionDep, state: Annotated[str, Form()] = "") -> Response:
+    """Open, pause or close the study (logged); participants already taking it may finish."""
+    recruitment.set_state(session, study, me.researcher, state)
+    return RedirectResponse(f"/r/studies/{study.id}#ops", status_code=303)
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """A posted form's text fields (read on the event loop, before any database work)."""
+    return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+
+
+@router.post("/studies/{study_id}/limits")
+def change_limits(
+    me: CsrfDep, study: StudyDep, session: SessionDep, form: Annotated[dict[str, str], Depends(form_fields)]
+) -> Response:
+    """The participant cap and per-condition quotas (logged); empty fields mean no limit."""
+    cap, quotas = recruitment.parse_limits(study, form)
+    recruitment.set_limits(session, study, me.researcher, cap, quotas)
+    return RedirectResponse(f"/r/studies/{study.id}#ops", status_code=303)
+
+
+@router.get("/studies/{study_id}/participants")
+def participants_page(
+    request: Request,
+    me: ResearcherDep,
+    study: StudyDep,
+    session: SessionDep,
+    status: str = "",
+    condition: str = "",
+    page: str = "1",
+) -> Response:
+    """The participant list: a whole page, or (asked by htmx) just the list, for its live refresh."""
+    if not page.isdigit():
+        raise Refused("page must be a page number (1, 2, ...)", title="No such page")
+    context = _people_context(session, study, status, condition, int(page))
+    if request.headers.get("HX-Request"):
+        return render(request, "_people.html", **context)
+    return _page(request, "r_participants.html", me, **context)
+
+
+@router.get("/studies/{study_id}/prolific-ids.csv")
+def prolific_ids(
+    me: ResearcherDep, study: StudyDep, session: SessionDep, settings: SettingsDep, sessions: SessionsDep
+) -> Response:
+    """The raw Prolific ids (personal data): each download is in the audit log, committed before
+    the first byte leaves."""
+    audit.record(session, me.researcher, "raw_ids_downloaded", study.id, file="prolific-ids.csv")
+    return _stream(
+        sessions,
+        f"{study.id}-prolific-ids.csv",
+        "text/csv",
+        lambda s: X.stream_prolific_ids(s, study, settings.secret_key),
+    )
+
+
+def _stream(
+    sessions: SessionsDep, filename: str, media_type: str, chunks: Callable[[Session], Iterator[str]]
+) -> Response:
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"}
+
+    def body() -> Iterator[str]:
+        with sessions() as s:  # its own session: it outlives the request handler
+            yield from chunks(s)
+
+    return StreamingResponse(body(), media_type=media_type, headers=headers)
 
 
 @router.get("/studies/{study_id}/monitor")
@@ -210,7 +317,16 @@ def participant_page(
     session: SessionDep,
 ) -> Response:
     p, answers = participant_detail(session, study, participant_id)
-    return _page(request, "r_participant.html", me, study=study.spec, p=p, answers=answers)
+    timeout = dt.timedelta(minutes=study.spec.assignment.timeout_minutes)
+    return _page(
+        request,
+        "r_participant.html",
+        me,
+        study=study.spec,
+        p=p,
+        state=state_of(p, timeout, utcnow()),
+        review=review(study, p, answers),
+    )
 
 
 @router.post("/studies/{study_id}/preview")
@@ -252,6 +368,7 @@ def download(
     me: ResearcherDep,
     study: StudyDep,
     name: str,
+    session: SessionDep,
     settings: SettingsDep,
     sessions: SessionsDep,
     origins: Annotated[Literal["real", "all"], Query()] = "real",
@@ -263,13 +380,15 @@ def download(
         raise NotFound("There is no export file of this name.", title="No such file")
     every = origins == "all"
     filename = f"{study.id}-all-origins-{name}" if every else f"{study.id}-{name}"
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"}
-
-    def chunks() -> Iterator[str]:
-        with sessions() as s:  # its own session: it outlives the request handler
-            yield from file.chunks(X.Export(s, study, settings.secret_key, all_origins=every))
-
-    return StreamingResponse(chunks(), media_type=file.media_type, headers=headers)
+    audit.record(
+        session, me.researcher, "export_downloaded", study.id, file=name, **({"origins": "all"} if every else {})
+    )
+    return _stream(
+        sessions,
+        filename,
+        file.media_type,
+        lambda s: file.chunks(X.Export(s, study, settings.secret_key, all_origins=every)),
+    )
 
 
 Deletion = Literal["non-real", "all"]

@@ -143,6 +143,7 @@ def join(session: Session, study: LoadedStudy, j: Joining) -> Participant:
         code=j.code,
         study_id=study.id,
         study_hash=study.content_hash,
+        manifest_hash=study.manifest_hash or None,
         seed=secrets.randbits(31),
         external_pid=j.pid,
         external_study=j.ext_study,

@@ -14,8 +14,9 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
-from app.errors import NotFound
+from app.errors import NotFound, Refused
 from app.models import REAL, Event, Participant, Response, aware, utcnow
 from app.steps.registry import trial_row_types
 from app.studies.loader import LoadedStudy
@@ -115,13 +116,64 @@ def accuracy_so_far(session: Session, study: LoadedStudy) -> dict[str, dict[str,
     }
 
 
-def latest(session: Session, study: LoadedStudy, n: int = 50) -> list[Participant]:
-    """The study's most recent participants, pilots included (they are marked on the page)."""
-    return list(
-        session.scalars(
-            select(Participant).where(Participant.study_id == study.id).order_by(Participant.id.desc()).limit(n)
+PER_PAGE = 50
+
+
+@dataclass
+class People:
+    """One page of the participant list, newest first, filtered by state and condition."""
+
+    rows: list[tuple[Participant, str]]  # the participant and their state (abandoned: computed)
+    total: int  # matching the filters
+    page: int  # 1-based
+    pages: int
+    status: str | None
+    condition: str | None
+
+
+def _in_state(state: str, cutoff: dt.datetime) -> ColumnElement[bool]:
+    """Participants in a state, as SQL: started and active people idle past the timeout are abandoned."""
+    live = Participant.status.in_(("started", "active"))
+    if state == "abandoned":
+        return live & (Participant.last_seen_at < cutoff)
+    if state in ("started", "active"):
+        return (Participant.status == state) & (Participant.last_seen_at >= cutoff)
+    return Participant.status == state
+
+
+def people(
+    session: Session,
+    study: LoadedStudy,
+    status: str | None = None,
+    condition: str | None = None,
+    page: int = 1,
+    now: dt.datetime | None = None,
+) -> People:
+    """The study's participants, pilots included (they are marked on the page). Unknown filters
+    are refused; a page past the last shows the last."""
+    if status is not None and status not in STATES:
+        raise Refused(
+            f"there is no participant state {status!r}; use one of {', '.join(STATES)}", title="No such state"
         )
+    conditions = {c.id for c in study.spec.conditions} | {"unassigned"}
+    if condition is not None and condition not in conditions:
+        raise Refused(f"the study has no condition {condition!r}", title="No such condition")
+    now = now or utcnow()
+    timeout = dt.timedelta(minutes=study.spec.assignment.timeout_minutes)
+    where = [Participant.study_id == study.id]
+    if status is not None:
+        where.append(_in_state(status, now - timeout))
+    if condition == "unassigned":
+        where.append(Participant.condition.is_(None))
+    elif condition is not None:
+        where.append(Participant.condition == condition)
+    total = session.scalar(select(func.count()).select_from(Participant).where(*where)) or 0
+    pages = max(1, -(-total // PER_PAGE))
+    page = min(max(1, page), pages)
+    found = session.scalars(
+        select(Participant).where(*where).order_by(Participant.id.desc()).offset((page - 1) * PER_PAGE).limit(PER_PAGE)
     )
+    return People([(p, state_of(p, timeout, now)) for p in found], total, page, pages, status, condition)
 
 
 def participant_detail(session: Session, study: LoadedStudy, participant_id: int) -> tuple[Participant, list[Response]]:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound, Refused
 from app.models import Assignment, Event, Participant, Study, aware, utcnow
+from app.services import recruitment
 from app.services.entry import new_code
 from app.steps import step_type
 from app.steps.base import Answering, Showing, answered
@@ -34,6 +35,7 @@ def preview(session: Session, study: LoadedStudy, condition: str, by: str) -> Pa
         code=new_code(),
         study_id=study.id,
         study_hash=study.content_hash,
+        manifest_hash=study.manifest_hash or None,
         seed=secrets.randbits(31),
         origin="pilot",
         condition=condition,
@@ -77,7 +79,8 @@ def touch(study: LoadedStudy, p: Participant, now: dt.datetime | None = None) ->
 
 # -- assignment -------------------------------------------------------------------------------------
 def assign(session: Session, study: LoadedStudy, p: Participant, now: dt.datetime | None = None) -> str:
-    """Balanced assignment: the condition with the fewest completed + recently active participants.
+    """Balanced assignment: the condition with the fewest completed + recently active participants,
+    among those below their quota.
 
     The update of the study's lock row comes first, so concurrent assignments queue behind each
     other (a row lock in PostgreSQL, the write lock in SQLite) and always see fresh counts.
@@ -102,7 +105,11 @@ def assign(session: Session, study: LoadedStudy, p: Participant, now: dt.datetim
         if status == "completed" or (status == "active" and aware(seen) >= cutoff):
             counts[cond] += 1
     order = [c.id for c in study.spec.conditions]
-    chosen = min(order, key=lambda c: (counts[c], ever[c], order.index(c)))
+    # Conditions at their quota take nobody more; if a crowd filled every one while this person
+    # was on their way here, they still get a condition (they have started: they may finish).
+    quota = recruitment.quotas(session, study)
+    room = [c for c in order if c not in quota or counts[c] < quota[c]] or order
+    chosen = min(room, key=lambda c: (counts[c], ever[c], order.index(c)))
     p.condition = chosen
     p.item_set = ever[chosen]  # rotates the item sets within each condition (Latin square)
     p.assigned_at = now

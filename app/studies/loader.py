@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from app.assets.manifest import ImageEntry, Manifest, Sag, SagGraph, load, load_graph
+from app.assets.manifest import MANIFEST, ImageEntry, Manifest, Sag, SagGraph, load, load_graph
 from app.errors import StudyError
 from app.steps import TASKS
 from app.steps.plain import Instructions
@@ -130,6 +130,7 @@ class LoadedStudy:
     graphs: dict[int, SagGraph]  # image id -> SAG document (for SAG conditions and counterfactuals)
     entries: dict[int, ImageEntry] = field(default_factory=dict)
     assets: AssetIndex | None = None
+    manifest_hash: str = ""  # SHA-256 of the run's manifest.json as loaded: what the export ties data to
 
     @property
     def id(self) -> str:
@@ -175,6 +176,7 @@ def load_study(
                 "by an older version is brought up to date by running 'fieldmark explain' on it again (or 'make demo')"
             ],
         ) from None
+    manifest_hash = hashlib.sha256((run / MANIFEST).read_bytes()).hexdigest()
     entries = {e.image_id: e for e in manifest.images}
     graphs: dict[int, SagGraph] = {}
     for e in manifest.images:
@@ -252,7 +254,7 @@ def load_study(
         problems.append(f"{path}: run {spec.assets!r} lists files that are missing: {absent[:8]}")
     if problems:
         raise StudyError(str(path), problems)
-    return LoadedStudy(spec, path, source, content_hash, run, manifest, items, graphs, entries, index)
+    return LoadedStudy(spec, path, source, content_hash, run, manifest, items, graphs, entries, index, manifest_hash)
 
 
 def _avoided(

@@ -8,7 +8,7 @@ screen is a new step type there, with its template and a test.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -81,19 +81,43 @@ class AssignmentPolicy(Strict):
 
 
 class Prolific(Strict):
-    completion_code: str
-    screen_out_code: str | None = None
+    """The completion codes a Prolific participant is sent back with (set them up in Prolific)."""
+
+    completion_code: str  # finished the study
+    screen_out_code: str | None = None  # screened out
     # Prolific's "no consent" convention: a code of its own (set it up on Prolific to ask for a
     # return); without one, the page asks the person to return the study on Prolific. A person
     # who declined is never sent the completion or screen-out code.
     no_consent_code: str | None = None
+    return_code: str | None = None  # arrived while the study was paused, closed or full
 
     @model_validator(mode="after")
     def _distinct(self) -> Prolific:
-        codes = [c for c in (self.completion_code, self.screen_out_code, self.no_consent_code) if c]
+        codes = [c for c in (self.completion_code, self.screen_out_code, self.no_consent_code, self.return_code) if c]
         if len(set(codes)) != len(codes):
-            raise ValueError("completion_code, screen_out_code and no_consent_code must all differ")
+            raise ValueError("completion_code, screen_out_code, no_consent_code and return_code must all differ")
         return self
+
+
+class Recruitment(Strict):
+    """Who may still start: a cap on participants and per-condition quotas (both adjustable on the
+    dashboard, which keeps its own values from then on), and the Prolific codes.
+
+    A participant counts towards a limit once they have completed, or while they are taking the
+    study (seen within assignment.timeout_minutes): someone who leaves frees their place.
+    """
+
+    cap: int | None = Field(default=None, ge=1)  # participants in all, over every condition
+    quotas: dict[str, int] = Field(default_factory=dict)  # condition id -> participants in it
+    prolific: Prolific | None = None
+
+    @field_validator("quotas")
+    @classmethod
+    def _positive(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = sorted(c for c, n in v.items() if n < 1)
+        if bad:
+            raise ValueError(f"a quota is at least 1 participant; check {', '.join(bad)}")
+        return v
 
 
 class DevicePolicy(Strict):
@@ -123,7 +147,7 @@ class StudySpec(Strict):
     preregistration: str | None = None
     conditions: list[Condition] = Field(min_length=1)
     assignment: AssignmentPolicy = AssignmentPolicy()
-    prolific: Prolific | None = None
+    recruitment: Recruitment = Recruitment()
     device: DevicePolicy = DevicePolicy()
     exclusions: Exclusions = Exclusions()
     # studies of the same run that show labelled some pictures this one tests (feedback, examples,
@@ -138,6 +162,13 @@ class StudySpec(Strict):
     steps: list[Step] = Field(min_length=2)
 
     _id = field_validator("id")(slug)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "prolific" in data:
+            raise ValueError("`prolific` now lives in the `recruitment` section: recruitment: {prolific: {...}}")
+        return data
 
     @model_validator(mode="after")
     def _structure(self) -> StudySpec:
@@ -154,7 +185,14 @@ class StudySpec(Strict):
             raise ValueError("the last step must be the completion step")
         if sum(isinstance(s, (Consent, Completion)) for s in self.steps) != 2:
             raise ValueError("a study has exactly one consent and one completion step")
+        unknown = sorted(set(self.recruitment.quotas) - set(ids))
+        if unknown:
+            raise ValueError(f"recruitment.quotas names conditions the study lacks: {', '.join(unknown)}")
         return self
+
+    @property
+    def prolific(self) -> Prolific | None:
+        return self.recruitment.prolific
 
     def condition(self, cid: str) -> Condition:
         return next(c for c in self.conditions if c.id == cid)

@@ -1,5 +1,6 @@
 """Analysis and exports against bot data with known answers, and against a small case by hand."""
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -101,6 +102,7 @@ def test_exports_have_the_documented_columns_and_pseudonyms(
         "codebook.json",
         "codebook.md",
         "study.yaml",
+        "snapshot.json",
     ]
     trials = pd.read_csv(tmp_path / "out/trials.csv")
     assert list(trials.columns) == [c.name for c in trial_columns(study)]
@@ -117,6 +119,18 @@ def test_exports_have_the_documented_columns_and_pseudonyms(
     assert "pseudonym" in book["ids"]
     assert "raw Prolific ids" in json.loads((tmp_path / "raw/codebook.json").read_text())["ids"]
     assert (tmp_path / "out/study.yaml").read_text() == study.source
+    # the snapshot ties the data to what was shown: the study file, the run's manifest, the model
+    snap = json.loads((tmp_path / "out/snapshot.json").read_text())
+    on_disk = (study.run / "manifest.json").read_bytes()
+    assert snap["study"]["study_hash"] == study.content_hash == hashlib.sha256(study.source.encode()).hexdigest()
+    assert snap["assets"]["manifest_sha256"] == hashlib.sha256(on_disk).hexdigest() == book["assets"]["manifest_sha256"]
+    model_hash = json.loads(on_disk)["provenance"]["model_hash"]
+    assert snap["assets"]["model_hash"] == model_hash == book["assets"]["model_hash"]
+    assert snap["manifest"] == json.loads(on_disk)  # the whole manifest, as the pipeline wrote it
+    assert len(snap["manifest"]["images"]) == len(study.manifest.images) > 0
+    assert snap["participants_by_manifest"] == {snap["assets"]["manifest_sha256"]: len(people)}
+    assert set(people["manifest_sha256"]) == {snap["assets"]["manifest_sha256"]}  # each participant's own
+    assert snap["assets"]["model_hash"] in (tmp_path / "out/codebook.md").read_text()
     assert "| `model_correct` | boolean |" in (tmp_path / "out/codebook.md").read_text()
 
 

@@ -152,7 +152,7 @@ def test_taught_and_tested_pictures(studies: dict[str, LoadedStudy], tmp_path: P
     both.mkdir()
     (both / "a.yaml").write_text(agreement.source)
     (both / "l.yaml").write_text(
-        learning.source.replace("prolific:", "avoid_stimuli_of: [seagull-agreement]\nprolific:")
+        learning.source.replace("recruitment:", "avoid_stimuli_of: [seagull-agreement]\nrecruitment:")
     )
     with pytest.raises(StudyError, match="is not loaded with this one"):
         load_all(both, assets_dir, SECRET)
