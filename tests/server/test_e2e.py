@@ -131,7 +131,7 @@ def test_a_researcher_monitors_analyses_and_downloads(
         expect(page.locator("#accuracy table")).to_be_visible(timeout=90_000)
         so_far = [r.split("\t")[:3] for r in page.locator("#accuracy table tbody").inner_text().splitlines()]
         with page.expect_download() as info:
-            page.get_by_role("link", name="trials.csv").click()
+            page.get_by_role("link", name="trials.csv", exact=True).click()  # real participants only
         path = tmp_path / "trials.csv"
         info.value.save_as(path)
         page.get_by_role("link", name="Analysis", exact=True).click()
