@@ -31,7 +31,7 @@ def test_heatmap_section_of_a_subset(
         out=out,
         methods=parse_methods(bench.HEATMAPS),
         per_class=1,
-        overrides=CHEAP,
+        params=CHEAP,
         device="cpu",
         explain_true=False,
         max_batch=64,
