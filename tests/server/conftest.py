@@ -112,10 +112,11 @@ def _fresh_postgres(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'fieldmark.db'}"
+def migrated_database(kind: str, home: Path) -> str:
+    """An empty, migrated database: a SQLite file under `home`, or the PostgreSQL test database
+    wiped (skips when none is configured)."""
+    if kind == "sqlite":
+        url = f"sqlite:///{home / 'fieldmark.db'}"
     else:
         if not PG:
             pytest.skip("FIELDMARK_TEST_DATABASE_URL is not set")
@@ -123,6 +124,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         _fresh_postgres(url)
     upgrade(url)
     return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return migrated_database(request.param, tmp_path)
 
 
 def server_settings(home: Path, db_url: str, assets_dir: Path) -> Settings:

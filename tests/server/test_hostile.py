@@ -24,12 +24,11 @@ import sqlalchemy as sa
 
 from app.bots import Bot, BotResult, PageParser, ServerProcess, run_bots, start_server, stop_server
 from app.db import make_engine, session_factory, transaction
-from app.migrate import upgrade
 from app.services.accounts import add_researcher
 from app.settings import Settings
 from app.studies.loader import LoadedStudy
 from app.web import page_token
-from tests.server.conftest import PG, REPO, SECRET, _fresh_postgres
+from tests.server.conftest import REPO, SECRET, migrated_database
 
 PASSWORD = "correct horse battery staple"
 EMAIL = "eve@example.org"
@@ -67,14 +66,7 @@ class Live:
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, assets_dir: Path) -> Iterator[Live]:
     home = tmp_path_factory.mktemp(f"hostile-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{home / 'fieldmark.db'}"
-    else:
-        if not PG:
-            pytest.skip("FIELDMARK_TEST_DATABASE_URL is not set")
-        url = PG
-        _fresh_postgres(url)
-    upgrade(url)
+    url = migrated_database(request.param, home)
     engine = make_engine(url)
     with transaction(session_factory(engine)) as s:
         add_researcher(s, EMAIL, PASSWORD)
