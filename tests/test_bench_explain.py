@@ -9,16 +9,7 @@ from benchmarks import explain as bench
 from benchmarks import report
 from pipeline.data.cub import Dataset
 from pipeline.explain import ExplainConfig, explain, parse_methods
-
-CHEAP = {
-    "igos": {"iterations": 2, "steps": 2},
-    "igospp": {"iterations": 2, "steps": 2},
-    "igospp-authors": {"iterations": 2, "steps": 2},
-    "ig-blur": {"steps": 4},
-    "ig-black": {"steps": 4},
-    "occlusion": {"window": 112, "stride": 112},
-    "rise": {"masks": 16},
-}
+from tests.test_explain import CHEAP  # the papers' settings cut to seconds
 
 
 def test_heatmap_section_of_a_subset(
