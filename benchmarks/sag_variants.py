@@ -34,13 +34,26 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "children by patch index (authors')": {"children": "index"},
     "both as the authors": AUTHORS,
 }
+COLUMNS = (
+    "variant",
+    "forwards / image",
+    "s / image",
+    "roots found",
+    "≥ 2 roots shown",
+    "root size",
+    "roots shown as the authors'",
+    "nodes",
+    "root drop",
+    "big drops",
+)
+HEADER = "| " + " | ".join(COLUMNS) + " |\n" + "|---" * len(COLUMNS) + "|"
 BASE = {  # a children-by-index variant reuses the search of the variant with the same patience
     "children by patch index (authors')": "ours (patience 4, most salient children)",
     "both as the authors": "no patience stop (authors')",
 }
 
 
-def measures(sags: list[Sag], seconds: list[float]) -> dict[str, float]:
+def measures(sags: list[Sag], seconds: list[float], authors: list[Sag]) -> dict[str, float]:
     root_edges = [
         e for s in sags for e in s.edges if s.nodes[e.parent].root
     ]  # a root losing one patch: what the first row of edges shows
@@ -50,6 +63,7 @@ def measures(sags: list[Sag], seconds: list[float]) -> dict[str, float]:
         "roots found": statistics.fmean(len(s.all_roots) for s in sags),
         "two shown": sum(len(s.roots) >= 2 for s in sags) / len(sags),
         "root size": statistics.fmean(len(r) for s in sags for r in s.roots),
+        "same roots": statistics.fmean(set(s.roots) == set(a.roots) for s, a in zip(sags, authors, strict=True)),
         "nodes": statistics.fmean(len(s.nodes) for s in sags),
         "root drop": statistics.fmean(e.drop for e in root_edges) if root_edges else float("nan"),
         "big drops": sum(e.drop >= 0.5 for e in root_edges) / max(1, len(root_edges)),
@@ -58,7 +72,9 @@ def measures(sags: list[Sag], seconds: list[float]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.sag_variants", description=__doc__)
-    ap.add_argument("--per-class", type=int, default=1, help="test images per species (default 1)")
+    ap.add_argument(
+        "--per-class", type=int, default=4, help="test images per species (default 4: the SAG section's 32)"
+    )
     args = ap.parse_args(argv)
     root = home()
     data, model_file = ensure_data(root), ensure_model(root)
@@ -98,25 +114,26 @@ def main(argv: list[str] | None = None) -> None:
             print(f"image {recs[k].id} done", flush=True)
     rows = []
     for name, (sags, secs) in results.items():
-        m = measures(sags, secs)
+        m = measures(sags, secs, results["both as the authors"][0])
         print(name, m, flush=True)
         rows.append(
             f"| {name} | {m['forwards']:.0f} | {m['seconds']:.1f} | {m['roots found']:.1f} | {m['two shown']:.0%} "
-            f"| {m['root size']:.1f} | {m['nodes']:.1f} | {m['root drop']:.2f} | {m['big drops']:.0%} |"
+            f"| {m['root size']:.1f} | {m['same roots']:.0%} | {m['nodes']:.1f} | {m['root drop']:.2f} "
+            f"| {m['big drops']:.0%} |"
         )
     write_section(
         "sag-variants",
         f"""
 ## SAG: our deviations against the authors' choices (`python -m benchmarks.sag_variants`)
 
-Machine: {machine()}, shared with other work (seconds compare the variants with each other only); torch
+Machine: {machine()}, shared with the heatmap benchmark (seconds compare the variants with each other only); torch
 {torch.__version__}, CPU. Demo compact model, {len(recs)} test images ({args.per_class} per species, the first of
 each), predicted class, blurred baseline, the SAG section's parameters otherwise. Root drop: mean confidence
 lost (share of the full image's) when a shown root loses one patch — the first row of edges a participant reads;
-big drops: share of those edges losing at least half.
+big drops: share of those edges losing at least half; roots shown as the authors': share of images whose shown
+roots are exactly those of the authors' choices.
 
-| variant | forwards / image | s / image | roots found | ≥ 2 roots shown | root size | nodes | root drop | big drops |
-|---|---|---|---|---|---|---|---|---|
+{HEADER}
 {chr(10).join(rows)}
 """,
     )
