@@ -16,7 +16,10 @@ from rich.console import Console
 from pipeline.cli import progress_bar
 
 if TYPE_CHECKING:
+    from app.assets.manifest import Manifest
     from app.settings import Settings
+    from pipeline.explain import ExplainConfig
+    from pipeline.explain.work import Progress
 
 console = Console(stderr=True)
 
@@ -109,7 +112,7 @@ def ensure_assets(home: Path, reports: Path) -> Path:
     """The explanation assets of exactly the images the studies use (resumable), and the guides."""
     from pipeline.data.preview import field_mark_guide
     from pipeline.data.species import SPECIES
-    from pipeline.explain import ExplainConfig, explain
+    from pipeline.explain import ExplainConfig
 
     run = home / "assets" / RUN
     cfg = ExplainConfig(
@@ -130,7 +133,7 @@ def ensure_assets(home: Path, reports: Path) -> Path:
         },
     )
     with progress_bar("explaining") as update:
-        manifest = explain(cfg, lambda i, n, phase: update(i, n, phase))
+        manifest = explain_or_rebuild(cfg, lambda i, n, phase: update(i, n, phase))
     guides = run / "guides"
     guides.mkdir(exist_ok=True)
     for sp in SPECIES:
@@ -139,6 +142,23 @@ def ensure_assets(home: Path, reports: Path) -> Path:
             field_mark_guide(sp).save(path)
     console.print(f"{run}: {len(manifest.images)} images explained with {', '.join(DEMO_METHODS)}")
     return run
+
+
+def explain_or_rebuild(cfg: ExplainConfig, progress: Progress | None = None) -> Manifest:
+    """The demo's run is a cache: one made by older code or settings is set aside (not deleted) and
+    made again, where `fieldmark explain` refuses to mix it with new work."""
+    from datetime import datetime
+
+    from pipeline.errors import StaleRun
+    from pipeline.explain import explain
+
+    try:
+        return explain(cfg, progress)
+    except StaleRun as exc:
+        aside = cfg.out.with_name(f"{cfg.out.name}.old-{datetime.now():%Y%m%d-%H%M%S}")
+        cfg.out.rename(aside)
+        console.print(f"{exc}\nThe demo makes its explanations again; the old run is kept in {aside}.")
+        return explain(cfg, progress)
 
 
 def _landscape(path: Path) -> bool:

@@ -16,3 +16,7 @@ class Problems(PipelineError):
         shown = problems[:25]
         more = f"\n  ... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
         super().__init__(f"{summary}\n" + "\n".join(f"  {p}" for p in shown) + more)
+
+
+class StaleRun(PipelineError):
+    """An output folder made with other settings (model, data, seed, method parameters) than asked for."""

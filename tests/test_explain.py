@@ -172,6 +172,22 @@ def test_refuses_to_mix_runs(tmp_path: Path, tiny_model: Path, tiny_gulls: Datas
         explain(config(tiny_model, tiny_gulls, busy, methods=["gradcam"]))
 
 
+def test_the_demo_sets_a_stale_run_aside_and_makes_it_again(
+    tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset
+) -> None:
+    from fieldmark.demo import explain_or_rebuild
+
+    out = tmp_path / "demo"
+    explain(config(tiny_model, tiny_gulls, out, methods=["igos"], images=[2]))
+    old = (out / "settings.json").read_text()
+    newer = {"igos": {"iterations": 3, "steps": 2}}  # as after an upgrade that changed a method
+    m = explain_or_rebuild(config(tiny_model, tiny_gulls, out, methods=["igos"], images=[2], params=newer))
+    (aside,) = tmp_path.glob("demo.old-*")
+    assert (aside / "settings.json").read_text() == old  # kept, not deleted
+    assert json.loads((out / "settings.json").read_text())["methods"]["igos"]["iterations"] == 3
+    assert [e.image_id for e in m.images] == [2]
+
+
 def test_bad_input(tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset, two_species: Dataset) -> None:
     with pytest.raises(PipelineError, match=r"image ids \[999\] are not in"):
         explain(config(tiny_model, tiny_gulls, tmp_path / "a", images=[999]))

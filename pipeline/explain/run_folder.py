@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline import io
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, StaleRun
 
 SETTINGS_KEYS = ("model_hash", "data_hash", "seed", "resolution", "transform")  # must match to add to a run
 
@@ -84,15 +84,13 @@ class Run:
             old = json.loads(path.read_text())
             for key in SETTINGS_KEYS:
                 if old.get(key) != settings.get(key):
-                    raise PipelineError(
+                    raise StaleRun(
                         f"{self.root} was made with another {key} ({old.get(key)!r}); "
                         "give a new --out folder for a new run"
                     )
             for name, params in settings["methods"].items():
                 if name in old["methods"] and {**LEGACY_PARAMS, **old["methods"][name]} != {**LEGACY_PARAMS, **params}:
-                    raise PipelineError(
-                        f"{self.root} has {name} assets made with other parameters; give a new --out folder"
-                    )
+                    raise StaleRun(f"{self.root} has {name} assets made with other parameters; give a new --out folder")
             settings = {**settings, "methods": {**old["methods"], **settings["methods"]}}
         elif self.root.exists() and any(self.root.iterdir()):
             raise PipelineError(f"{self.root} exists and is not an asset run; give an empty or new --out folder")
