@@ -175,28 +175,34 @@ def quartile_rows(rows: Sequence[tuple[str, float, float, float, float, float, s
         return left + ms / top_ms * width
 
     out = _open(left + width + 80, height, title)
-    step = _nice_step(top_ms / 1000)
+    step = _nice_step(top_ms)
     t = 0.0
-    while t * 1000 <= top_ms:
-        out.append(_line(px(t * 1000), top - 8, px(t * 1000), height - 26, GRID))
-        out.append(_text(px(t * 1000), top - 12, f"{t:g} s", MUTED, "middle"))
+    while t <= top_ms:
+        out.append(_line(px(t), top - 8, px(t), height - 26, GRID))
+        out.append(_text(px(t), top - 12, _duration(t, step), MUTED, "middle"))
         t += step
     for k, (label, p10, q1, med, q3, p90, colour) in enumerate(rows):
         y = top + k * row_h
         out.append(_text(left - 8, y + 17, label, anchor="end", size=13) + _line(px(p10), y + 12, px(p90), y + 12))
         out.append(_rect(px(q1), y + 3, max(1.0, px(q3) - px(q1)), 18, colour, ' opacity="0.8" rx="2"'))
         out.append(_line(px(med), y + 1, px(med), y + 23, extra=' stroke-width="2.5"'))
-        out.append(_text(left + width + 8, y + 17, f"{med / 1000:.1f} s"))
+        out.append(_text(left + width + 8, y + 17, _duration(med, step, ".1f")))
     legend = "box: middle half of the trials · line: median · whiskers: 10th-90th percentile"
     out.append(_text(left, height - 6, legend, MUTED))
     return "".join([*out, "</svg>"])
 
 
-def _nice_step(span: float) -> float:
-    for s in (0.5, 1, 2, 5, 10, 20, 30, 60):
-        if span / s <= 8:
+def _nice_step(span_ms: float) -> float:
+    """A round tick step in ms giving at most 8 ticks over the span (milliseconds for a fast task)."""
+    for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 30_000, 60_000):
+        if span_ms / s <= 8:
             return float(s)
-    return 120.0
+    return 120_000.0
+
+
+def _duration(ms: float, step: float, seconds_format: str = "g") -> str:
+    """Seconds on a scale of half seconds or more, milliseconds below (a fast task, or the server clock of a bot)."""
+    return f"{ms / 1000:{seconds_format}} s" if step >= 500 else f"{ms:.0f} ms"
 
 
 def power_curves(series: dict[str, list[tuple[float, float]]], title: str = "Power by number of participants") -> str:

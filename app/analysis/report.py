@@ -348,30 +348,35 @@ def build(
                 ],
             )
         )
-    # 8. response times
+    # 8. response times, by each clock
     rts = S.response_times(test)
     if rts.empty:
         absent.append("response times: none recorded in the test phases")
     else:
+        timed = test.dropna(subset=[c for c in S.CLOCKS.values() if c in test], how="all")
+        charts = []
+        for clock, caption in (("client", "in the browser"), ("server", "at the server")):
+            rows = rts[rts["clock"] == clock]
+            if len(rows):
+                title = f"Response time by condition, timed {caption}"
+                quartiles = [
+                    (r.condition, r.p10_ms, r.q1_ms, r.median_ms, r.q3_ms, r.p90_ms, palette[r.condition])
+                    for r in rows.itertuples()
+                ]
+                charts.append((title, C.quartile_rows(quartiles, title)))
         sections.append(
             Section(
                 "response_times",
                 "Response times (test trials)",
-                data("Test trials with a recorded response time", test.dropna(subset=["rt_ms"])),
+                data("Test trials with a recorded response time", timed),
                 rts,
-                [
-                    (
-                        "Response time by condition",
-                        C.quartile_rows(
-                            [
-                                (r.condition, r.p10_ms, r.q1_ms, r.median_ms, r.q3_ms, r.p90_ms, palette[r.condition])
-                                for r in rts.itertuples()
-                            ],
-                            "Response time by condition",
-                        ),
-                    )
-                ],
-                note="Times are the client's (stimulus shown to answer given).",
+                charts,
+                note=(
+                    "Two clocks. In the browser: from the picture shown to the answer given (needs JavaScript; "
+                    "impossible times are discarded). At the server: from the page sent to the answer received, "
+                    "so it adds loading and network time, but it is recorded for every trial and a browser "
+                    "cannot change it."
+                ),
             )
         )
     # 9. confidence

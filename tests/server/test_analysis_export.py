@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from app.analysis import report as R
+from app.analysis.charts import quartile_rows
 from app.analysis.power import parse_accuracy, plan_for, power_table
-from app.analysis.stats import accuracy, wilson
+from app.analysis.stats import accuracy, response_times, wilson
 from app.bots import run_bots
 from app.export.columns import PARTICIPANT, trial_columns
 from app.export.files import export
@@ -40,6 +41,24 @@ def test_accuracy_table_by_hand() -> None:
     t = accuracy(df, ["condition"]).set_index("condition")
     assert t.loc["a", "n"] == 4 and t.loc["a", "correct"] == 3 and t.loc["a", "accuracy"] == 0.75
     assert t.loc["a", "participants"] == 2 and t.loc["b", "accuracy"] == 0.0
+
+
+def test_response_times_by_each_clock_by_hand() -> None:
+    df = pd.DataFrame(
+        {
+            "condition": ["a", "a", "a", "b", "b"],
+            "rt_ms": [1000.0, 2000.0, 3000.0, None, None],  # b: no JavaScript, or times discarded
+            "server_rt_ms": [1500.0, 2500.0, 3500.0, 4000.0, 6000.0],
+        }
+    )
+    t = response_times(df).set_index(["clock", "condition"])
+    assert t.loc[("client", "a"), "median_ms"] == 2000 and t.loc[("client", "a"), "n"] == 3
+    assert ("client", "b") not in t.index
+    assert t.loc[("server", "b"), "median_ms"] == 5000 and t.loc[("server", "b"), "q1_ms"] == 4500
+    assert t.loc[("server", "a"), "p90_ms"] == pytest.approx(3300)
+    fast = quartile_rows([("a", 10, 15, 20, 25, 30, "#000")], "fast")  # 30 ms is not "0.0 s"
+    assert ">20 ms<" in fast and ">0.0 s<" not in fast
+    assert ">2 s<" in quartile_rows([("a", 1000, 1500, 2000, 2500, 3000, "#000")], "slow")
 
 
 def _data(settings: Settings, studies: dict[str, LoadedStudy]) -> None:
@@ -83,6 +102,13 @@ def test_analysis_recovers_known_truths(settings: Settings, studies: dict[str, L
     assert all(c in rep.primary for c in oracle)
     text = R.text(rep)
     assert "Accuracy by condition" in text and "engine: " in text and "separation" in text
+    rts = rep.section("response_times")
+    by_clock = rts.table.groupby("clock")["n"].sum()
+    assert by_clock["server"] == by_clock["client"] > 0  # the bots send client times; the server times all
+    assert [c for c, _ in rts.charts] == [
+        "Response time by condition, timed in the browser",
+        "Response time by condition, timed at the server",
+    ]
 
 
 def test_exports_have_the_documented_columns_and_pseudonyms(
