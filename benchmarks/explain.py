@@ -83,6 +83,16 @@ def figure(m: schema.Manifest, run: Path, out: Path, count: int = 5) -> None:
     sheet.save(out, optimize=True)
 
 
+def gpu_note() -> str:
+    """Where the GPU timing is, or that it has not been measured (it needs a CUDA machine)."""
+    if (home() / "bench" / "gpu.md").is_file():
+        return "GPU timing on ResNet-50: `make bench-explain-gpu`, in var/bench/gpu.md of the machine that ran it."
+    return (
+        "**GPU timing is not measured**: `make bench-explain-gpu` (I-GOS, iGOS++ and SAG on ResNet-50) needs CUDA, "
+        "and no GPU has been available to this work (targets on an H200: I-GOS ≤ 0.12 s and iGOS++ ≤ 0.45 s per image)."
+    )
+
+
 def mask_agreement(m: schema.Manifest, run: Path, a: str, b: str) -> tuple[float, int]:
     """Mean Spearman correlation of two methods' maps of the same image and class, and over how many
     images (a constant map has no ranking and is left out)."""
@@ -310,8 +320,7 @@ over {pp_n} images without a constant map (the issue measured 0.82, against 0.93
 authors' code).
 
 The papers' claims on this model and data: {claims("igos")} {claims("rise")}
-See [explanations.md](explanations.md) for a discussion. GPU timing on ResNet-50 comes from
-`make bench-explain-gpu` (var/bench/gpu.md).
+See [explanations.md](explanations.md) for a discussion. {gpu_note()}
 
 ![iGOS++, I-GOS and Grad-CAM on the same test images](images/heatmaps.png)
 """,
@@ -366,7 +375,7 @@ threshold 0.9 × the full image's probability, CPU only.
 | counterfactual questions per image whose answer the diagram does not print | {hidden:.1f} |
 
 The original code logged 40–210 s per image (ImageNet, VGG-19, one image per forward, GPU unknown).
-GPU timing on ResNet-50 comes from `make bench-explain-gpu` (var/bench/gpu.md).
+{gpu_note()}
 
 ![Three structured attention graphs](images/sag.png)
 """,
