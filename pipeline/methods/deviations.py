@@ -101,13 +101,14 @@ DEVIATIONS: dict[str, list[Deviation]] = {
         Deviation("identical nodes are merged into a DAG; the code drew a forest", "the paper describes a DAG"),
         Deviation(
             "the search also stops after 4 steps in a row without a new root; the code has no such stop",
-            "bounds the cost on a CPU once roots stop coming (measured in docs/benchmarks.md)",
+            "a 4.6× cheaper search (1,524 against 7,007 masked images per image) that shows the same roots on 30 of "
+            "32 benchmark images (docs/benchmarks.md)",
             "patience=None",
         ),
         Deviation(
             "a node's children remove its most salient patches first; the code removes the first three by patch index",
-            "the edges then show the patches that matter, not the ones that sit top-left (measured in "
-            "docs/benchmarks.md)",
+            "a shown root's first edges then lose 0.46 of the confidence on average, against 0.37 by index, and 47 % "
+            "of them at least half, against 33 % (docs/benchmarks.md)",
             "children=index",
         ),
     ],
