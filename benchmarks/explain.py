@@ -83,13 +83,16 @@ def figure(m: schema.Manifest, run: Path, out: Path, count: int = 5) -> None:
     sheet.save(out, optimize=True)
 
 
-def gpu_note() -> str:
+GPU_TARGETS = " (targets on an H200: I-GOS ≤ 0.12 s and iGOS++ ≤ 0.45 s per image)"
+
+
+def gpu_note(targets: str = "") -> str:
     """Where the GPU timing is, or that it has not been measured (it needs a CUDA machine)."""
     if (home() / "bench" / "gpu.md").is_file():
         return "GPU timing on ResNet-50: `make bench-explain-gpu`, in var/bench/gpu.md of the machine that ran it."
     return (
         "**GPU timing is not measured**: `make bench-explain-gpu` (I-GOS, iGOS++ and SAG on ResNet-50) needs CUDA, "
-        "and no GPU has been available to this work (targets on an H200: I-GOS ≤ 0.12 s and iGOS++ ≤ 0.45 s per image)."
+        f"and no GPU has been available to this work{targets}."
     )
 
 
@@ -212,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
 NAMES = {
     "igos": "I-GOS",
     "igospp": "iGOS++",
-    "igospp-authors": "iGOS++, authors' line search",
+    "igospp-authors": "iGOS++ (authors' line search)",
     "gradcam": "Grad-CAM",
     "ig-blur": "IG (blur baseline)",
     "ig-black": "IG (black baseline)",
@@ -240,7 +243,7 @@ def heatmap_section(
         lines.append(
             f"| {NAMES[method]} | {s['del_igos']:.3f} | {s['ins_igos']:.3f} | {cells} | {s['del_rise']:.3f} | "
             f"{s['ins_rise']:.3f} | {s['disc_energy']:.2f} | {s['disc_hit']:.0%} | {s['bird']:.2f} | "
-            f"{s['seconds']:.2f} |"
+            f"{'< 0.01' if s['seconds'] < 0.005 else format(s['seconds'], '.2f')} |"
         )
 
     def own(k: str, d: str) -> float:  # the own-grid score, which is the igos one for 28×28 maps
@@ -272,11 +275,11 @@ def heatmap_section(
         ""
         if args.per_class == PER_CLASS
         else (
-            f"\n\n**A stated subset**: {args.per_class} test images per species (the first of each species in the "
-            f"test split), not the full {PER_CLASS}, so that the whole table could be rerun in one piece on a loaded "
-            f"machine (`python -m benchmarks.explain --per-class {args.per_class}`). Means over "
-            f"{len(m.images)} images move by a few hundredths between subsets; read differences smaller than that "
-            "as ties."
+            f"\n\n**A stated subset**: the first {args.per_class} test images of each species, not the full "
+            f"{PER_CLASS}, so that the whole table is one run that fits a working session on this machine "
+            f"(`python -m benchmarks.explain --per-class {args.per_class}`; the full set takes about "
+            f"{PER_CLASS / args.per_class:.0f} times as long). Means over {len(m.images)} images move by a few "
+            "hundredths between subsets; read differences smaller than that as ties."
         )
     )
     timed = (
@@ -320,7 +323,7 @@ over {pp_n} images without a constant map (the issue measured 0.82, against 0.93
 authors' code).
 
 The papers' claims on this model and data: {claims("igos")} {claims("rise")}
-See [explanations.md](explanations.md) for a discussion. {gpu_note()}
+See [explanations.md](explanations.md) for a discussion. {gpu_note(GPU_TARGETS)}
 
 ![iGOS++, I-GOS and Grad-CAM on the same test images](images/heatmaps.png)
 """,

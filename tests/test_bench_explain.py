@@ -34,7 +34,7 @@ def test_heatmap_section_of_a_subset(
     monkeypatch.setattr(bench, "figure", lambda *a, **k: None)
     bench.heatmap_section(m, out, tmp_path, {}, bench.parse_args(["--per-class", "1", "--timing", "in-run"]))
     text = doc.read_text()
-    assert "| iGOS++, authors' line search |" in text
+    assert "| iGOS++ (authors' line search) |" in text
     assert "(7²)" in text and "= igos (28²)" in text  # Grad-CAM ranked on its own 7×7 grid
     assert "A stated subset" in text and "--per-class 1" in text
     assert "agree with Spearman" in text  # iGOS++ line searches compared mask by mask
