@@ -10,6 +10,7 @@ graph measures say what the edges show: the confidence drop when a root loses on
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from dataclasses import replace
@@ -126,12 +127,12 @@ def main(argv: list[str] | None = None) -> None:
         f"""
 ## SAG: our deviations against the authors' choices (`python -m benchmarks.sag_variants`)
 
-Machine: {machine()}, shared with the heatmap benchmark (seconds compare the variants with each other only); torch
-{torch.__version__}, CPU. Demo compact model, {len(recs)} test images ({args.per_class} per species, the first of
-each), predicted class, blurred baseline, the SAG section's parameters otherwise. Root drop: mean confidence
-lost (share of the full image's) when a shown root loses one patch — the first row of edges a participant reads;
-big drops: share of those edges losing at least half; roots shown as the authors': share of images whose shown
-roots are exactly those of the authors' choices.
+Machine: {machine()}, load average {os.getloadavg()[2]:.1f} over the last 15 minutes (seconds compare the
+variants with each other only); torch {torch.__version__}, CPU. Demo compact model, {len(recs)} test images
+(the first {args.per_class} of each species), predicted class, blurred baseline, the SAG section's parameters
+otherwise. Root drop: mean confidence lost (share of the full image's) when a shown root loses one patch — the
+first row of edges a participant reads; big drops: share of those edges losing at least half; roots shown as
+the authors': share of images whose shown roots are exactly those of the authors' choices.
 
 {HEADER}
 {chr(10).join(rows)}
