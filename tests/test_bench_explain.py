@@ -8,24 +8,23 @@ import pytest
 from benchmarks import explain as bench
 from benchmarks import report
 from pipeline.data.cub import Dataset
-from pipeline.explain import ExplainConfig, explain, parse_methods
-from tests.test_explain import CHEAP  # the papers' settings cut to seconds
+from pipeline.explain import explain, parse_methods
+from tests.test_explain import config  # the papers' settings cut to seconds, on the CPU
 
 
 def test_heatmap_section_of_a_subset(
     tmp_path: Path, tiny_model: Path, tiny_gulls: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "run"
-    cfg = ExplainConfig(
-        model=tiny_model,
-        data=tiny_gulls.root,
-        out=out,
+    cfg = config(
+        tiny_model,
+        tiny_gulls,
+        out,
         methods=parse_methods(bench.HEATMAPS),
+        images=None,
         per_class=1,
-        params=CHEAP,
-        device="cpu",
+        protocols=None,  # every protocol, as the benchmark
         explain_true=False,
-        max_batch=64,
     )
     m = explain(cfg)
     doc = tmp_path / "benchmarks.md"
